@@ -1,0 +1,95 @@
+using Vsock.Device.Connections;
+
+namespace Vsock.Device.Tests.Connections;
+
+public class CreditStateTests
+{
+    [Fact]
+    public void Peer_credit_follows_the_reference_cases()
+    {
+        // vhost-device-vsock test_vsock_conn_credit
+        var c = new CreditState(65536);
+        Assert.Equal(0u, c.PeerFreeCredit);
+        c.UpdatePeer(65536, 0);
+        Assert.Equal(65536u, c.PeerFreeCredit);
+        c.OnSentToGuest(32768);
+        Assert.Equal(32768u, c.PeerFreeCredit);
+        c.OnSentToGuest(32768);
+        Assert.Equal(0u, c.PeerFreeCredit);
+        c.UpdatePeer(65536, 65536);
+        Assert.Equal(65536u, c.PeerFreeCredit);
+    }
+
+    [Fact]
+    public void Peer_credit_wraps_around_u32()
+    {
+        var c = new CreditState(65536) { RxCnt = uint.MaxValue - 100, PeerFwdCnt = uint.MaxValue - 100 };
+        c.UpdatePeer(262144, uint.MaxValue - 100);
+        c.OnSentToGuest(1000); // rx_cnt wraps past 2^32
+        Assert.True(c.RxCnt < 1000);
+        Assert.Equal(262144u - 1000u, c.PeerFreeCredit);
+        c.UpdatePeer(262144, unchecked(uint.MaxValue - 100 + 1000));
+        Assert.Equal(262144u, c.PeerFreeCredit);
+    }
+
+    [Fact]
+    public void A_guest_that_shrinks_its_buffer_below_in_flight_data_gets_zero_not_a_wrapped_credit()
+    {
+        var c = new CreditState(65536);
+        c.UpdatePeer(65536, 0);
+        c.OnSentToGuest(60000);
+        c.UpdatePeer(4096, 0);
+        Assert.Equal(0u, c.PeerFreeCredit);
+    }
+
+    [Fact]
+    public void Guest_may_send_up_to_the_advertised_buffer()
+    {
+        var c = new CreditState(1000);
+        Assert.True(c.GuestMaySend(1000));
+        Assert.False(c.GuestMaySend(1001));
+        c.OnReceivedFromGuest(600);
+        Assert.True(c.GuestMaySend(400));
+        Assert.False(c.GuestMaySend(401));
+        c.OnForwarded(600);
+        // Forwarded but not yet advertised: the guest does not know, so it may not use that space.
+        Assert.False(c.GuestMaySend(401));
+        c.OnAdvertised();
+        Assert.True(c.GuestMaySend(1000));
+    }
+
+    [Fact]
+    public void Guest_may_send_works_across_the_u32_wrap()
+    {
+        var c = new CreditState(65536) { RecvCnt = uint.MaxValue - 10, FwdCnt = uint.MaxValue - 10, LastAdvertisedFwdCnt = uint.MaxValue - 10 };
+        c.OnReceivedFromGuest(65536);
+        Assert.False(c.GuestMaySend(1));
+        c.OnForwarded(65536);
+        c.OnAdvertised();
+        Assert.True(c.GuestMaySend(65536));
+        Assert.Equal(0u, c.Buffered);
+    }
+
+    [Fact]
+    public void Credit_update_is_due_when_the_guest_view_of_free_space_is_below_half()
+    {
+        var c = new CreditState(65536);
+        Assert.False(c.ShouldSendCreditUpdate);
+        c.OnReceivedFromGuest(30000);
+        c.OnForwarded(30000);
+        Assert.False(c.ShouldSendCreditUpdate); // guest still sees 35536 free
+        c.OnReceivedFromGuest(10000);
+        c.OnForwarded(10000);
+        Assert.True(c.ShouldSendCreditUpdate); // guest sees 25536 free, we have 65536
+        c.OnAdvertised();
+        Assert.False(c.ShouldSendCreditUpdate);
+    }
+
+    [Fact]
+    public void No_credit_update_when_nothing_was_freed()
+    {
+        var c = new CreditState(65536);
+        c.OnReceivedFromGuest(65536);
+        Assert.False(c.ShouldSendCreditUpdate);
+    }
+}
