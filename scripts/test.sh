@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, with all set-up, on a fresh Debian 12 machine:
+#   ./scripts/test.sh
+# Installs what is missing (scripts/setup.sh), builds the guest image for the QEMU end-to-end tests
+# (cached under .cache/), builds the solution and runs every test project. Ends with one line
+# "tests: N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+./tests/e2e/guest/build-guest.sh
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+dotnet build VsockActors.sln -c Release -nologo -clp:ErrorsOnly
+status=0
+dotnet test VsockActors.sln -c Release --no-build -nologo \
+  --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" || status=$?
+
+passed=0; failed=0; skipped=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  n=$(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${n:-0}))
+done
+if [ "$passed" -eq 0 ] && [ "$status" -eq 0 ]; then
+  echo "test.sh: no test ran" >&2
+  status=1
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit "$status"
