@@ -85,8 +85,8 @@ internal static class LauncherHost
             return 1;
         }
 
-        Akka.Actor.CoordinatedShutdown.Reason? reason = Akka.Actor.CoordinatedShutdown.Get(host.Services.GetRequiredService<ActorSystem>()).ShutdownReason;
-        if (reason is null or Akka.Actor.CoordinatedShutdown.ClrExitReason)
+        CoordinatedShutdown.Reason? reason = CoordinatedShutdown.Get(host.Services.GetRequiredService<ActorSystem>()).ShutdownReason;
+        if (reason is null or CoordinatedShutdown.ClrExitReason)
         {
             return 0;
         }
