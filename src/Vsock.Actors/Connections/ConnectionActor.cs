@@ -38,6 +38,8 @@ public sealed class ConnectionActor : UntypedActor
     private byte[]? _earlyData;
     private int _earlyDataLength;
     private int _rxInFlight;
+    private int _uncountedTxBytes;
+    private const uint OkLineRoom = 32;
     private uint _guestShutdown;
     private bool _hostEof;
     private bool _creditRequested;
@@ -55,7 +57,8 @@ public sealed class ConnectionActor : UntypedActor
         _key = key;
         _connectPath = connectPath;
         _credit = new CreditState(options.TxBufferSize);
-        _tx = new TxBuffer(options.TxBufferSize);
+        // Credit bounds guest data to tx-buffer-size; the extra room is for our own "OK <port>\n" line.
+        _tx = new TxBuffer(options.TxBufferSize + OkLineRoom);
         _receive = new SocketOperation(Self, ReceiveCompleted.Instance);
         _send = new SocketOperation(Self, SendCompleted.Instance);
     }
@@ -204,8 +207,7 @@ public sealed class ConnectionActor : UntypedActor
             case FromGuest { Header.Op: VsockOp.Response } response:
                 _timer?.Cancel();
                 _credit.UpdatePeer(response.Header.BufAlloc, response.Header.FwdCnt);
-                if (!WriteOkLine())
-                    return;
+                WriteOkLine();
                 Become(Established);
                 if (_earlyData is { } early)
                 {
@@ -235,21 +237,19 @@ public sealed class ConnectionActor : UntypedActor
         }
     }
 
-    /// <summary>Tells the host client the stream is up: <c>OK &lt;guest port&gt;\n</c>, the reference's exact text.</summary>
-    private bool WriteOkLine()
+    /// <summary>
+    /// Tells the host client the stream is up: <c>OK &lt;guest port&gt;\n</c>, the reference's exact text.
+    /// It goes through the same asynchronous send path as stream data (a socket in async use cannot
+    /// take a blocking write), ahead of any guest data, and is not counted as forwarded guest bytes.
+    /// </summary>
+    private void WriteOkLine()
     {
-        try
-        {
-            // A few bytes on a socket that has written nothing yet: never blocks in practice.
-            _socket.Send(Encoding.ASCII.GetBytes($"OK {_key.GuestPort}\n"));
-            return true;
-        }
-        catch (SocketException e)
-        {
-            _log.Debug("{0}: host client went away before OK: {1}", _key, e.SocketErrorCode);
-            Finish(sendRst: true);
-            return false;
-        }
+        var text = Encoding.ASCII.GetBytes($"OK {_key.GuestPort}\n");
+        var line = ArrayPool<byte>.Shared.Rent(text.Length);
+        text.CopyTo(line, 0);
+        _tx.TryPush(line, 0, text.Length); // the buffer keeps room for this line beyond the credit
+        _uncountedTxBytes = text.Length;
+        TryStartSend();
     }
 
     // ---------------------------------------------------------------- guest-initiated
@@ -418,7 +418,10 @@ public sealed class ConnectionActor : UntypedActor
         var n = _send.BytesTransferred;
         _send.ReleaseBuffer();
         _tx.Advance(n);
-        _credit.OnForwarded((uint)n);
+        var control = Math.Min(n, _uncountedTxBytes);
+        _uncountedTxBytes -= control;
+        if (n > control)
+            _credit.OnForwarded((uint)(n - control));
         if (_credit.ShouldSendCreditUpdate)
             SendControl(VsockOp.CreditUpdate);
         if (_tx.IsEmpty)
