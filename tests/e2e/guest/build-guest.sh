@@ -230,8 +230,8 @@ main() {
             build_kernel_dir "$kdir"
         fi
         build_initramfs "$kdir" "$CACHE/initramfs.cpio.gz"
-        ln -f "$kdir/vmlinux" "$CACHE/vmlinux.tmp" 2>/dev/null || cp "$kdir/vmlinux" "$CACHE/vmlinux.tmp"
-        mv "$CACHE/vmlinux.tmp" "$CACHE/vmlinux"
+        # A hard link: the 65 MB kernel need not be stored twice.
+        ln -f "$kdir/vmlinux" "$CACHE/vmlinux" 2>/dev/null || cp "$kdir/vmlinux" "$CACHE/vmlinux"
         echo "$ikey" >"$CACHE/stamp"
         log "built $KPKG=$KVER ($(cat "$kdir/release")), key $ikey"
     fi
