@@ -29,7 +29,9 @@ public sealed class LoopbackGuestFixture : IAsyncLifetime
         "bg:listen-echo,5003,1", "wait-ready,5003",
         "latency,1,5003,200",
         "bg:sink,5004", "wait-ready,5004",
-        "throughput,1,5004,4194304");
+        "throughput,1,5004,4194304",
+        "bg:sink,5005", "wait-ready,5005",
+        "message,1,5005,hello,from,the,guest");
 
     private E2EScenario? scenario;
 

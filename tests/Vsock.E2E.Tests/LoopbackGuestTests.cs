@@ -104,4 +104,14 @@ public sealed class LoopbackGuestTests(LoopbackGuestFixture guest, ITestOutputHe
         output.WriteLine($"loopback inside the guest: {latency.Line}");
         output.WriteLine($"loopback inside the guest: {throughput.Line}");
     }
+
+    [Fact]
+    public void Message_mode_sends_its_words_as_one_line()
+    {
+        var message = guest.Single("RESULT", "message", null);
+        var text = "hello from the guest\n";
+        var sha = TestPattern.Hex(TestPattern.Fnv1a(TestPattern.FnvOffset, System.Text.Encoding.ASCII.GetBytes(text)));
+        Assert.Equal($"SINK bytes={text.Length} sha={sha}", message.Get("reply"));
+        Assert.Contains("sent=\"hello from the guest\"", message.Line, StringComparison.Ordinal);
+    }
 }

@@ -103,4 +103,21 @@ public sealed class RigTests(ITestOutputHelper output)
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"dispose took {clock.Elapsed}");
         Assert.Throws<ArgumentException>(() => Process.GetProcessById(guest.Pid));
     }
+
+    [Fact]
+    public async Task Console_steps_run_in_a_booted_guest_and_report_their_status()
+    {
+        await using var scenario = await E2EScenario.CreateAsync();
+        await scenario.RunAsync(output, async () =>
+        {
+            var guest = scenario.StartGuest("console", vhostSocket: null, "bg:listen-echo,6000,2", console: true);
+            Assert.Equal(0, await guest.RunStepAsync("connect,1,6000,65536,3", E2ETimeouts.Boot));
+            Assert.Equal(0, await guest.RunStepAsync("connect 1 6000 65536 4", E2ETimeouts.Step));
+            Assert.NotEqual(0, await guest.RunStepAsync("connect,1,6999,10", E2ETimeouts.Step));
+            var seeds = (await guest.WaitForMarkersAsync("RESULT", "connect", 2, E2ETimeouts.Step)).Select(m => m.Get("seed") + ":" + m.Get("ok"));
+            Assert.Equal(["3:1", "4:1"], seeds);
+            // A FAIL reported before a wait began does not end later waits.
+            await guest.WaitForMarkerAsync("RESULT", "listen-echo", E2ETimeouts.Step);
+        });
+    }
 }

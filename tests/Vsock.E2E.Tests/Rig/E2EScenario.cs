@@ -67,9 +67,11 @@ public sealed class E2EScenario : IAsyncDisposable
         return guest;
     }
 
-    public HostListener Listen(string path, HostListener.Behaviour behaviour)
+    public HostListener Listen(string path, HostListener.Behaviour behaviour) => Listen(path, HostListener.Serve(behaviour));
+
+    public HostListener Listen(string path, Func<System.Net.Sockets.Socket, int, CancellationToken, Task<HostConnection>> serve)
     {
-        var listener = HostListener.Start(path, behaviour);
+        var listener = HostListener.Start(path, serve);
         lock (gate)
         {
             listeners.Add(listener);

@@ -54,14 +54,18 @@ public sealed class HostListener : IAsyncDisposable
 
     public IReadOnlyList<HostConnection> Completed => [.. completed.OrderBy(c => c.Index)];
 
-    public static HostListener Start(string path, Behaviour behaviour) =>
-        new(path, behaviour switch
-        {
-            Behaviour.SinkWithReply => SinkWithReplyAsync,
-            Behaviour.Echo => EchoAsync,
-            Behaviour.SlowDrain => SlowDrainAsync,
-            _ => throw new ArgumentOutOfRangeException(nameof(behaviour)),
-        });
+    public static HostListener Start(string path, Behaviour behaviour) => Start(path, Serve(behaviour));
+
+    /// <summary>A listener whose connections are served by <paramref name="serve"/> (socket, 1-based index, cancellation).</summary>
+    public static HostListener Start(string path, Func<Socket, int, CancellationToken, Task<HostConnection>> serve) => new(path, serve);
+
+    public static Func<Socket, int, CancellationToken, Task<HostConnection>> Serve(Behaviour behaviour) => behaviour switch
+    {
+        Behaviour.SinkWithReply => SinkWithReplyAsync,
+        Behaviour.Echo => EchoAsync,
+        Behaviour.SlowDrain => SlowDrainAsync,
+        _ => throw new ArgumentOutOfRangeException(nameof(behaviour)),
+    };
 
     /// <summary>Waits until <paramref name="count"/> connections have been served to the end.</summary>
     public async Task<IReadOnlyList<HostConnection>> WaitForConnectionsAsync(int count, TimeSpan timeout)

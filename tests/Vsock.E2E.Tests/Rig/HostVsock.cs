@@ -18,6 +18,16 @@ public sealed record TransferResult(long Sent, long Received, ulong SentSha, ulo
         + $"mismatch@{FirstMismatchAt} {Elapsed.TotalMilliseconds:0} ms ({MegabytesPerSecond:0.0} MB/s)";
 }
 
+/// <summary>Bytes received so far by a running exchange (read from another thread).</summary>
+public sealed class TransferProgress
+{
+    private long received;
+
+    public long Received => Interlocked.Read(ref received);
+
+    internal void Add(long bytes) => Interlocked.Add(ref received, bytes);
+}
+
 /// <summary>
 /// The host side of the daemon's unix-socket protocol (the reference's "hybrid vsock"): connect to
 /// <c>uds_path</c>, write <c>CONNECT &lt;port&gt;\n</c>, read <c>OK &lt;port&gt;\n</c>, then a plain byte stream.
@@ -98,11 +108,12 @@ public static class HostVsock
     /// Sends <paramref name="bytes"/> of stream <paramref name="seed"/> while reading the echo, half-closes
     /// after the last byte and reads to EOF; every echoed byte is compared with what was sent.
     /// </summary>
-    public static async Task<TransferResult> EchoAsync(Socket socket, long bytes, ulong seed, CancellationToken cancellationToken)
+    public static async Task<TransferResult> EchoAsync(
+        Socket socket, long bytes, ulong seed, CancellationToken cancellationToken, TransferProgress? progress = null)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var send = SendPatternAsync(socket, bytes, seed, halfClose: true, cancellationToken);
-        var receive = ReceiveAndCompareAsync(socket, seed, cancellationToken);
+        var receive = ReceiveAndCompareAsync(socket, seed, progress, cancellationToken);
         await Task.WhenAll(send, receive);
         var (received, receivedSha, mismatch) = await receive;
         return new TransferResult(bytes, received, await send, receivedSha, mismatch, clock.Elapsed);
@@ -147,7 +158,7 @@ public static class HostVsock
     }
 
     private static async Task<(long Received, ulong Sha, long FirstMismatchAt)> ReceiveAndCompareAsync(
-        Socket socket, ulong seed, CancellationToken cancellationToken)
+        Socket socket, ulong seed, TransferProgress? progress, CancellationToken cancellationToken)
     {
         var buffer = new byte[Chunk];
         var expected = new byte[Chunk];
@@ -172,6 +183,7 @@ public static class HostVsock
                 }
             }
             total += n;
+            progress?.Add(n);
         }
     }
 }

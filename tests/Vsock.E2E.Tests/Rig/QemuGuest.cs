@@ -84,8 +84,12 @@ public sealed class QemuGuest : IAsyncDisposable
     /// <summary>An exception for <paramref name="problem"/> whose message carries the console.</summary>
     public GuestConsoleException Failure(string problem) => console.Failure(problem);
 
-    public async Task<string> WaitForLineAsync(Func<string, bool> predicate, TimeSpan timeout, string? description = null) =>
-        (await console.WaitAsync(predicate, 1, timeout, description ?? "a matching console line"))[0];
+    /// <summary>
+    /// Waits for a console line (earlier lines count). Unless <paramref name="failFast"/> is false, a
+    /// "VSOCKTEST FAIL" line arriving meanwhile ends the wait with that failure.
+    /// </summary>
+    public async Task<string> WaitForLineAsync(Func<string, bool> predicate, TimeSpan timeout, string? description = null, bool failFast = true) =>
+        (await console.WaitAsync(predicate, 1, timeout, description ?? "a matching console line", failFast))[0];
 
     /// <summary>Waits until <paramref name="count"/> lines match, counting from the first console line.</summary>
     public Task<IReadOnlyList<string>> WaitForLinesAsync(
@@ -143,7 +147,10 @@ public sealed class QemuGuest : IAsyncDisposable
         {
             stdinGate.Release();
         }
-        var done = await WaitForMarkerAsync("STEP", null, timeout, m => m.Words.Count > 0 && m.Words[0] == id.ToString(CultureInfo.InvariantCulture));
+        // A failing step prints FAIL before its STEP line; its status is the answer here, not an exception.
+        var idText = id.ToString(CultureInfo.InvariantCulture);
+        var done = GuestMarker.Parse(await WaitForLineAsync(
+            line => Matches(line, "STEP", null, m => m.Words.Count > 0 && m.Words[0] == idText), timeout, $"the end of step @{id} '{step}'", failFast: false));
         return int.Parse(done.Get("rc"), CultureInfo.InvariantCulture);
     }
 

@@ -556,6 +556,34 @@ static int mode_connect_close_mid(int argc, char **argv)
 	return 0;
 }
 
+/* Connects, sends the words joined by spaces plus '\n', half-closes and prints whatever comes back (for the demo). */
+static int mode_message(int argc, char **argv)
+{
+	uint32_t cid = (uint32_t)arg_u64(argc, argv, 2, "CID", 1, 0);
+	uint32_t port = (uint32_t)arg_u64(argc, argv, 3, "PORT", 1, 0);
+	char text[512] = "";
+	size_t len = 0;
+	for (int i = 4; i < argc && len + 2 < sizeof text; i++) {
+		int n = snprintf(text + len, sizeof text - len - 1, "%s%s", i > 4 ? " " : "", argv[i]);
+		if (n < 0)
+			break;
+		len = strlen(text);
+	}
+	text[len++] = '\n';
+	int fd = vsock_connect(cid, port);
+	int err = write_all(fd, (const uint8_t *)text, len);
+	if (err < 0)
+		fail("write", -err);
+	if (shutdown(fd, SHUT_WR) < 0)
+		fail("shutdown", errno);
+	char reply[256];
+	read_line(fd, reply, sizeof reply);
+	close(fd);
+	text[len - 1] = '\0';
+	emit("VSOCKTEST RESULT message cid=%u port=%u sent=\"%s\" reply=%s", cid, port, text, reply);
+	return 0;
+}
+
 static int mode_sink(int argc, char **argv)
 {
 	static uint8_t buf[IO_CHUNK];
@@ -743,6 +771,7 @@ static const struct mode modes[] = {
 	{"send", mode_send, "CID PORT BYTES [SEED]"},
 	{"throughput", mode_throughput, "CID PORT BYTES"},
 	{"latency", mode_latency, "CID PORT N"},
+	{"message", mode_message, "CID PORT WORD... (sends the words as one line)"},
 	{"cid", mode_cid, ""},
 	{"pattern", mode_pattern, "BYTES [SEED]"},
 };
