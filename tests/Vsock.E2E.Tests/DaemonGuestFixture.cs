@@ -33,7 +33,8 @@ public sealed class DaemonGuestFixture : IAsyncLifetime
             scenario = await E2EScenario.CreateAsync();
             Daemon = await scenario.StartDaemonAsync(
                 ["--guest-cid", $"{GuestCid}", "--socket", VhostSocket, "--uds-path", UdsPath], [VhostSocket], [UdsPath]);
-            Guest = scenario.StartGuest("cid3", VhostSocket, $"cid;bg:listen-echo,{EchoPort},0", console: true);
+            // The guest serves every test of the class, one after another: give it far more than one test's time.
+            Guest = scenario.StartGuest("cid3", VhostSocket, $"cid;bg:listen-echo,{EchoPort},0", console: true, lifetime: TimeSpan.FromMinutes(20));
             await Guest.WaitForListenerAsync(EchoPort, E2ETimeouts.Boot);
         }
         catch (Exception e)

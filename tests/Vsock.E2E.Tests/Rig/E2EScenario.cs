@@ -48,10 +48,13 @@ public sealed class E2EScenario : IAsyncDisposable
         return daemon;
     }
 
-    /// <summary>Boots a guest; with <paramref name="vhostSocket"/> it gets a vhost-user-vsock-pci device on that socket.</summary>
-    public QemuGuest StartGuest(string name, string? vhostSocket, string run, bool console = false)
+    /// <summary>
+    /// Boots a guest; with <paramref name="vhostSocket"/> it gets a vhost-user-vsock-pci device on that socket.
+    /// <paramref name="lifetime"/> bounds how long QEMU may run (default <see cref="QemuGuestOptions.Lifetime"/>).
+    /// </summary>
+    public QemuGuest StartGuest(string name, string? vhostSocket, string run, bool console = false, TimeSpan? lifetime = null)
     {
-        var guest = QemuGuest.Start(new QemuGuestOptions
+        var options = new QemuGuestOptions
         {
             Image = Image,
             Name = name,
@@ -59,7 +62,8 @@ public sealed class E2EScenario : IAsyncDisposable
             Run = run,
             Console = console,
             ExtraDiagnostics = DaemonLogs,
-        });
+        };
+        var guest = QemuGuest.Start(lifetime is { } limit ? options with { Lifetime = limit } : options);
         lock (gate)
         {
             guests.Add(guest);
@@ -78,9 +82,6 @@ public sealed class E2EScenario : IAsyncDisposable
         }
         return listener;
     }
-
-    /// <summary>Kills and forgets a guest (its console stays in the diagnostics).</summary>
-    public async Task StopGuestAsync(QemuGuest guest) => await guest.DisposeAsync();
 
     /// <summary>Runs the test body; any failure is rethrown with all consoles and daemon logs, which also go to the test output.</summary>
     public async Task RunAsync(ITestOutputHelper? output, Func<Task> body)
