@@ -110,7 +110,7 @@ public sealed class RigTests(ITestOutputHelper output)
         await using var scenario = await E2EScenario.CreateAsync();
         await scenario.RunAsync(output, async () =>
         {
-            var guest = scenario.StartGuest("console", vhostSocket: null, "bg:listen-echo,6000,2", console: true);
+            var guest = scenario.StartGuest("console", vhostSocket: null, "bg:listen-echo,6000,2;wait-ready,6000", console: true);
             Assert.Equal(0, await guest.RunStepAsync("connect,1,6000,65536,3", E2ETimeouts.Boot));
             Assert.Equal(0, await guest.RunStepAsync("connect 1 6000 65536 4", E2ETimeouts.Step));
             Assert.NotEqual(0, await guest.RunStepAsync("connect,1,6999,10", E2ETimeouts.Step));
