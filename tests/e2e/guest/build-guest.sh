@@ -68,7 +68,7 @@ ensure_packages() {
 # Sets KPKG (e.g. linux-image-6.1.0-56-amd64) and KVER (its Debian version) from the apt lists.
 # apt-cache takes ~1.5 s here (no pkgcache.bin), so the answer is remembered until the lists change.
 resolve_kernel() {
-    local sig memo="$CACHE/kernel-resolved" out
+    local sig memo="$CACHE/resolved-kernel" out
     sig=$( { echo "${VSOCK_GUEST_KERNEL:-}"; ls -l --time-style=+%s /var/lib/apt/lists/ 2>/dev/null; } | sha256sum | cut -c1-16)
     if [ -f "$memo" ] && [ "$(sed -n 1p "$memo")" = "$sig" ]; then
         KPKG=$(sed -n 2p "$memo")
@@ -137,10 +137,15 @@ build_kernel_dir() {
     if [ -z "$deb" ]; then
         rm -f "$debs"/*.deb
         log "downloading $KPKG=$KVER"
-        if ! (cd "$debs" && apt-get download -q "$KPKG=$KVER" >&2 2>/dev/null); then
-            is_root || die "apt-get download $KPKG=$KVER failed (stale apt lists? run: sudo apt-get update)"
-            apt_update_once
-            (cd "$debs" && apt-get download -q "$KPKG=$KVER" >&2)
+        if ! (cd "$debs" && apt-get download -q "$KPKG=$KVER" >&2); then
+            # Stale apt lists name a kernel the mirror no longer has: refresh them and start over, so the
+            # version (and with it every cache key) is resolved afresh.
+            if is_root && [ -z "${BUILD_GUEST_RETRIED:-}" ]; then
+                log "download failed; refreshing the apt lists and starting over"
+                apt-get update -qq >&2
+                BUILD_GUEST_RETRIED=1 exec "$HERE/build-guest.sh"
+            fi
+            die "apt-get download $KPKG=$KVER failed (stale apt lists? run: sudo apt-get update)"
         fi
         deb=$(ls "$debs/${KPKG}_"*.deb | head -n1)
     fi
