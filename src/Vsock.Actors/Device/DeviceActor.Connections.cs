@@ -37,6 +37,11 @@ public sealed partial class DeviceActor
             ReplyRst(h);
             return;
         }
+        if (h.DstCid != VsockConstants.HostCid)
+        {
+            OnGuestToSibling(ref packet, h);
+            return;
+        }
         var key = new ConnectionKey(h.DstCid, h.DstPort, h.SrcPort);
         if (_connections.TryGetValue(key, out var connection))
         {
@@ -68,12 +73,6 @@ public sealed partial class DeviceActor
 
     private void OnGuestRequest(ConnectionKey key, in VsockHeader request)
     {
-        if (request.DstCid != VsockConstants.HostCid)
-        {
-            _log.Info("guest CID {0} asked for CID {1} port {2}, which this VM cannot reach; resetting", _settings.GuestCid, request.DstCid, request.DstPort);
-            ReplyRst(request);
-            return;
-        }
         if (_settings.UdsPath is not { } udsPath)
         {
             ReplyRst(request);

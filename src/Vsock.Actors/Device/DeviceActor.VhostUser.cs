@@ -99,6 +99,7 @@ public sealed partial class DeviceActor
         _log.Info("VMM on {0} gone ({1}); dropping the guest's connections and waiting for a new VMM", _settings.Socket, reason);
         _waiter?.Remove(_vmm.Fd);
         _backend?.Reset();
+        ResetSiblingStreams();
         _session?.Dispose();
         _backend?.Dispose();
         _vmm.Dispose();

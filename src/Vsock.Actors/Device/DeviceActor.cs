@@ -181,6 +181,15 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             case Terminated terminated:
                 OnConnectionTerminated(terminated.ActorRef);
                 break;
+            case GroupRouterProtocol.SiblingPacket sibling:
+                OnSiblingPacket(sibling);
+                break;
+            case GroupRouterProtocol.SiblingUnreachable unreachable:
+                OnSiblingUnreachable(unreachable);
+                break;
+            case GroupRouterProtocol.SiblingGuestReset reset:
+                OnSiblingGuestReset(reset.Cid);
+                break;
             case GroupRouterProtocol.Registered:
                 break;
             case GroupRouterProtocol.RegistrationRejected rejected:
