@@ -205,6 +205,7 @@ public sealed partial class VhostUserSession : IDisposable
     private void SetFeatures(VhostUserMessage m)
     {
         var features = ReadPayload<ulong>(m);
+        ExpectNoFds(m);
         var offered = _backend.Features;
         var extra = features & ~offered;
         if (extra != 0)
@@ -222,6 +223,7 @@ public sealed partial class VhostUserSession : IDisposable
     private void SetProtocolFeatures(VhostUserMessage m)
     {
         var features = ReadPayload<ulong>(m);
+        ExpectNoFds(m);
         var offered = _backend.ProtocolFeatures;
         var extra = features & ~offered;
         if (extra != 0)
@@ -234,6 +236,7 @@ public sealed partial class VhostUserSession : IDisposable
     {
         RequireProtocolFeature(m, Status);
         var status = ReadPayload<ulong>(m);
+        ExpectNoFds(m);
         if (status > byte.MaxValue)
             throw Fail(VhostUserError.BadPayload, m, $"device status 0x{status:x} does not fit the 8-bit status field");
         // Recorded only. QEMU 7.2 sends SET_STATUS 0 *before* GET_VRING_BASE when it stops the device;

@@ -260,6 +260,11 @@ public sealed class VhostUserSessionNegotiationTests : IDisposable
         var fds = _h.Fds.Open(2);
         Assert.Equal(RecordingBackend.VsockFeatures, Frontend.ReplyU64(_h.Send(R.GetFeatures, fds: fds)));
         Assert.All(fds, fd => Assert.True(fd.IsClosed));
+        var fd = _h.Fds.Open();
+        _h.AckFeatures();
+        Assert.Empty(_h.Send(R.SetProtocolFeatures, Frontend.U64(0), fds: fd));
+        Assert.True(fd.IsClosed);
+        Assert.Contains(_h.Log, l => l.StartsWith("SET_PROTOCOL_FEATURES: closing 1 fds"));
     }
 
     [Fact]

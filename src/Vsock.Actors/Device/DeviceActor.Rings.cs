@@ -1,0 +1,125 @@
+using System.Buffers;
+using Akka.Actor;
+using Microsoft.Win32.SafeHandles;
+using Vsock.Device.Backend;
+using Vsock.Device.Interop;
+using Vsock.Device.Packets;
+using static Vsock.Actors.Protocol.DeviceProtocol;
+
+namespace Vsock.Actors.Device;
+
+/// <summary>The virtqueue loop: bounded TX and RX drains on the device's pinned thread.</summary>
+public sealed partial class DeviceActor
+{
+    private bool _rxScheduled;
+    private readonly SafeFileHandle?[] _watchedKicks = new SafeFileHandle?[2];
+
+    private void RunTx()
+    {
+        if (_backend is not { IsRunning: true } backend)
+            return;
+        if (backend.DrainTx(DrainBudget, _txHandler ??= new TxHandler(this)))
+            Self.Tell(DrainTx.Instance);
+        if (backend.OutboundCount > 0)
+            ScheduleRx();
+    }
+
+    private void RunRx()
+    {
+        if (_backend is not { IsRunning: true } backend)
+            return;
+        if (backend.DrainRx(DrainBudget) == VsockBackend.RxResult.BudgetExhausted)
+            ScheduleRx();
+    }
+
+    /// <summary>
+    /// Coalesces RX work: packets from many connections that arrive together go out in one batch with
+    /// one guest notification, instead of one interrupt per packet.
+    /// </summary>
+    private void ScheduleRx()
+    {
+        if (_rxScheduled)
+            return;
+        _rxScheduled = true;
+        Self.Tell(DrainRx.Instance);
+    }
+
+    private void OnToGuest(ToGuest message)
+    {
+        var header = message.Header;
+        if (header.Op == VsockOp.Rst)
+            ForgetConnection(Sender, header);
+        if (_backend is not { IsRunning: true } backend)
+        {
+            if (message.Data is not null)
+                ArrayPool<byte>.Shared.Return(message.Data);
+            return;
+        }
+        backend.Enqueue(new OutboundPacket
+        {
+            Header = header,
+            Data = message.Data,
+            Length = message.Length,
+            Owner = message.Data is null ? null : Sender,
+        });
+        ScheduleRx();
+    }
+
+    private void EnqueueControl(in VsockHeader header)
+    {
+        if (_backend is not { IsRunning: true } backend)
+            return;
+        backend.Enqueue(OutboundPacket.Control(header));
+        ScheduleRx();
+    }
+
+    private void WatchKick(int index, SafeFileHandle? kickFd)
+    {
+        UnwatchKick(index);
+        if (kickFd is null || index > 1)
+            return;
+        _watchedKicks[index] = kickFd;
+        // Edge-triggered: the waiter never reads the eventfd; every write by the VMM is a new edge.
+        _waiter!.Add((int)kickFd.DangerousGetHandle(), EpollEvents.In | EpollEvents.EdgeTriggered, (ulong)index);
+    }
+
+    private void UnwatchKick(int index)
+    {
+        if (index > 1 || _watchedKicks[index] is not { } fd)
+            return;
+        _watchedKicks[index] = null;
+        if (!fd.IsClosed)
+            _waiter!.Remove((int)fd.DangerousGetHandle());
+    }
+
+    private TxHandler? _txHandler;
+
+    /// <summary>Receives TX packets from the backend while their chains are checked out (see <see cref="ITxPacketHandler"/>).</summary>
+    private sealed class TxHandler(DeviceActor device) : ITxPacketHandler
+    {
+        public void OnTxPacket(ref VsockPacket packet) => device.OnGuestPacket(ref packet);
+    }
+
+    /// <summary>The backend's events, delivered synchronously on the device thread.</summary>
+    private sealed class BackendEvents(DeviceActor device) : IVsockDeviceEvents
+    {
+        public void RingReady(int index, SafeFileHandle? kickFd) => device.WatchKick(index, kickFd);
+
+        public void RingStopped(int index) => device.UnwatchKick(index);
+
+        public void DeviceReset() => device.DropAllConnections("the VMM reset the device");
+
+        public void PacketDelivered(in OutboundPacket packet)
+        {
+            if (packet.Data is not null)
+                ArrayPool<byte>.Shared.Return(packet.Data);
+            (packet.Owner as IActorRef)?.Tell(RxDelivered.Instance);
+        }
+
+        public void PacketDropped(in OutboundPacket packet)
+        {
+            if (packet.Data is not null)
+                ArrayPool<byte>.Shared.Return(packet.Data);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using Vsock.Actors.Device;
+using Vsock.Actors.Routing;
+using Vsock.Actors.Settings;
+using Vsock.Actors.Tests.TestSupport;
+
+namespace Vsock.Actors.Tests.Device;
+
+/// <summary>Per-VM supervision with real sockets: a faulting device is replaced, its sibling VM is untouched.</summary>
+public sealed class VmSupervisionSpec : TestKit, IDisposable
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
+    private readonly string _dir = Directory.CreateTempSubdirectory("vsock-sup-").FullName;
+
+    public VmSupervisionSpec() : base(VsockTestKitConfig.Config)
+    {
+    }
+
+    public new void Dispose()
+    {
+        base.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private VmSettings Vm(ulong cid) => new()
+    {
+        GuestCid = cid,
+        Socket = Path.Combine(_dir, $"vhost{cid}.socket"),
+        UdsPath = Path.Combine(_dir, $"vm{cid}.vsock"),
+    };
+
+    private VmSupervisor.CurrentDevice DeviceOf(IActorRef devices, ulong cid)
+    {
+        var vm = devices.Ask<IActorRef>(new VsockDevicesActor.GetVm(cid), Wait).Result;
+        return vm.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, Wait).Result;
+    }
+
+    [Fact]
+    public void A_failing_device_is_replaced_and_its_sibling_is_untouched()
+    {
+        var router = Sys.ActorOf(GroupRouterActor.Props());
+        var devices = Sys.ActorOf(VsockDevicesActor.Props([Vm(3), Vm(4)], router));
+        AwaitCondition(() => File.Exists(Vm(3).Socket) && File.Exists(Vm(4).Socket) && File.Exists(Vm(3).UdsPath!), Wait);
+        var before3 = DeviceOf(devices, 3).Device!;
+        var before4 = DeviceOf(devices, 4).Device!;
+        Watch(before3);
+
+        before3.Tell(new DeviceActor.WaiterFailed(new IOException("injected fault")));
+
+        ExpectTerminated(before3, Wait);
+        AwaitCondition(() => DeviceOf(devices, 3) is { Device: not null, Restarts: 1 }, Wait);
+        Assert.NotEqual(before3, DeviceOf(devices, 3).Device);
+        Assert.Equal(before4, DeviceOf(devices, 4).Device);
+        Assert.Equal(0, DeviceOf(devices, 4).Restarts);
+        // The replacement listens again on the same paths.
+        AwaitCondition(() => File.Exists(Vm(3).Socket) && File.Exists(Vm(3).UdsPath!), Wait);
+        using var vmm = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        vmm.Connect(new UnixDomainSocketEndPoint(Vm(3).Socket));
+    }
+
+    [Fact]
+    public void A_host_client_is_closed_at_once_while_no_guest_driver_runs()
+    {
+        var router = Sys.ActorOf(GroupRouterActor.Props());
+        Sys.ActorOf(VsockDevicesActor.Props([Vm(5)], router));
+        AwaitCondition(() => File.Exists(Vm(5).UdsPath!), Wait);
+        using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        client.Connect(new UnixDomainSocketEndPoint(Vm(5).UdsPath!));
+        client.ReceiveTimeout = 5000;
+        client.Send("CONNECT 1234\n"u8.ToArray());
+        // Closed with our line unread: the client sees EOF or a reset, never "OK".
+        try
+        {
+            Assert.Equal(0, client.Receive(new byte[16]));
+        }
+        catch (SocketException e)
+        {
+            Assert.Equal(SocketError.ConnectionReset, e.SocketErrorCode);
+        }
+    }
+
+    [Fact]
+    public void A_duplicate_cid_is_refused_and_not_restarted()
+    {
+        var router = Sys.ActorOf(GroupRouterActor.Props());
+        var first = Sys.ActorOf(VmSupervisor.Props(Vm(6), router));
+        AwaitCondition(() => File.Exists(Vm(6).Socket), Wait);
+        AwaitCondition(() => router.Ask<GroupRouterProtocol.Registrations>(GroupRouterProtocol.GetRegistrations.Instance, Wait).Result.GroupsByCid.ContainsKey(6), Wait);
+        var clash = Vm(6) with { Socket = Path.Combine(_dir, "other.socket"), UdsPath = Path.Combine(_dir, "other.vsock") };
+        var second = Sys.ActorOf(VmSupervisor.Props(clash, router));
+        AwaitCondition(() => second.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, Wait).Result.Device is null, Wait);
+        Thread.Sleep(VmSupervisor.RestartDelay * 2);
+        Assert.Null(second.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, Wait).Result.Device);
+        Assert.NotNull(first.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, Wait).Result.Device);
+        Assert.False(File.Exists(clash.Socket)); // the refused device cleaned up after itself
+    }
+
+    [Fact]
+    public void Stopping_a_device_removes_the_socket_files_it_created()
+    {
+        var router = Sys.ActorOf(GroupRouterActor.Props());
+        var vm = Sys.ActorOf(VmSupervisor.Props(Vm(7), router));
+        AwaitCondition(() => File.Exists(Vm(7).Socket) && File.Exists(Vm(7).UdsPath!), Wait);
+        Watch(vm);
+        Sys.Stop(vm);
+        ExpectTerminated(vm, Wait);
+        AwaitCondition(() => !File.Exists(Vm(7).Socket) && !File.Exists(Vm(7).UdsPath!), Wait);
+    }
+}
