@@ -48,7 +48,11 @@ public sealed class DaemonHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.Services.AddAkka("test", (b, sp) => b.WithVsockDevices(vms));
+        // VSOCK_IT_LOG=DEBUG shows the daemon's own log (with `dotnet test --logger "console;verbosity=detailed"`).
+        var akkaLevel = Environment.GetEnvironmentVariable("VSOCK_IT_LOG") ?? "WARNING";
+        builder.Services.AddAkka("test", (b, sp) => b
+            .AddHocon($"akka.loglevel = {akkaLevel}", HoconAddMode.Prepend)
+            .WithVsockDevices(vms));
         var host = builder.Build();
         await host.StartAsync();
         return new DaemonHost(host, directory, vms);

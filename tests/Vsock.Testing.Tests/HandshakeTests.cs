@@ -20,7 +20,7 @@ public sealed class HandshakeTests
             VhostUserRequest.SetMemTable,
             VhostUserRequest.SetVringNum, VhostUserRequest.SetVringBase, VhostUserRequest.SetVringAddr, VhostUserRequest.SetVringKick, VhostUserRequest.SetVringCall,
             VhostUserRequest.SetVringNum, VhostUserRequest.SetVringBase, VhostUserRequest.SetVringAddr, VhostUserRequest.SetVringKick, VhostUserRequest.SetVringCall,
-            VhostUserRequest.SetVringEnable, VhostUserRequest.SetVringEnable,
+            VhostUserRequest.SetVringEnable, VhostUserRequest.SetVringEnable, VhostUserRequest.GetFeatures,
         ];
         Assert.Equal(expected, messages.Select(m => m.Request).ToArray());
 
@@ -60,7 +60,7 @@ public sealed class HandshakeTests
             Assert.Equal((ulong)ring, BinaryPrimitives.ReadUInt64LittleEndian(messages[index + 3].Payload));
             Assert.Equal(1, messages[index + 4].FdCount);
         }
-        Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(messages[^1].Payload.AsSpan(4)));
+        Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(messages[^2].Payload.AsSpan(4)));
     }
 
     [Fact]

@@ -199,6 +199,11 @@ public sealed partial class SyntheticGuest : IAsyncDisposable
             SendChecked(VhostUserRequest.SetVringEnable, VringState(stackalloc byte[8], TxQueueIndex, 1));
         }
 
+        // A trailing GET_FEATURES is a barrier (newer QEMU uses it so): once answered, the back end has
+        // handled everything above, so a host connection made right after Connect finds the rings running.
+        if (_options.SyncAfterStart && client.CallU64(VhostUserRequest.GetFeatures, timeout) != OfferedFeatures)
+            throw new VhostUserProtocolException("GET_FEATURES answered differently the second time");
+
         // The first kick starts the ring (vhost-user "ring starts on first kick"); RX has buffers waiting.
         lock (_sync)
             KickRx();

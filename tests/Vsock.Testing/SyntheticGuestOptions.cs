@@ -67,6 +67,12 @@ public sealed record SyntheticGuestOptions
     /// <summary>How long to retry connecting while the back end's socket does not exist yet.</summary>
     public TimeSpan SocketWaitTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// End the start sequence with a GET_FEATURES round trip (newer QEMU's barrier; QEMU 7.2 does not),
+    /// so <see cref="SyntheticGuest.Connect"/> returns only once the back end has processed it all.
+    /// </summary>
+    public bool SyncAfterStart { get; init; } = true;
+
     /// <summary>Keep every RX packet (header and payload copy) in <see cref="SyntheticGuest.Received"/>. Benchmarks turn it off.</summary>
     public bool RecordReceived { get; init; } = true;
 
