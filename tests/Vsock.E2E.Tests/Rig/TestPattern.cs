@@ -1,0 +1,70 @@
+namespace Vsock.E2E.Tests.Rig;
+
+/// <summary>
+/// The data stream and checksum shared with the guest program (tests/e2e/guest/vsock-test.c):
+/// byte <c>i</c> of stream <c>seed</c> is byte <c>i % 8</c> (little-endian) of
+/// <c>splitmix64(seed * 2^32 + i / 8)</c>; checksums are 64-bit FNV-1a. Position-addressable, so
+/// either side can verify any chunk without buffering the whole transfer.
+/// </summary>
+public static class TestPattern
+{
+    public const ulong FnvOffset = 0xcbf29ce484222325;
+    private const ulong FnvPrime = 0x100000001b3;
+
+    public static ulong SplitMix64(ulong x)
+    {
+        unchecked
+        {
+            x += 0x9E3779B97F4A7C15;
+            x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9;
+            x = (x ^ (x >> 27)) * 0x94D049BB133111EB;
+            return x ^ (x >> 31);
+        }
+    }
+
+    public static void Fill(Span<byte> destination, long offset, ulong seed)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        var i = 0;
+        while (i < destination.Length)
+        {
+            var position = (ulong)offset + (ulong)i;
+            var block = SplitMix64(unchecked((seed << 32) + (position >> 3)));
+            for (var lane = (int)(position & 7); lane < 8 && i < destination.Length; lane++, i++)
+            {
+                destination[i] = (byte)(block >> (8 * lane));
+            }
+        }
+    }
+
+    public static ulong Fnv1a(ulong hash, ReadOnlySpan<byte> data)
+    {
+        unchecked
+        {
+            foreach (var b in data)
+            {
+                hash ^= b;
+                hash *= FnvPrime;
+            }
+        }
+        return hash;
+    }
+
+    /// <summary>Checksum of the first <paramref name="length"/> bytes of stream <paramref name="seed"/>.</summary>
+    public static ulong Checksum(long length, ulong seed)
+    {
+        var buffer = new byte[64 * 1024];
+        var hash = FnvOffset;
+        for (long done = 0; done < length;)
+        {
+            var n = (int)Math.Min(buffer.Length, length - done);
+            Fill(buffer.AsSpan(0, n), done, seed);
+            hash = Fnv1a(hash, buffer.AsSpan(0, n));
+            done += n;
+        }
+        return hash;
+    }
+
+    /// <summary>The guest prints checksums as 16 lower-case hex digits.</summary>
+    public static string Hex(ulong checksum) => checksum.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+}
