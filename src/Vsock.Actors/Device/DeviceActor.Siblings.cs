@@ -127,6 +127,13 @@ public sealed partial class DeviceActor
     private void OnSiblingUnreachable(SiblingUnreachable unreachable)
     {
         var h = unreachable.Header;
+        _siblingStreams.Remove(new ConnectionKey(h.DstCid, h.DstPort, h.SrcPort));
+        if (h.Op == VsockOp.Request && _settings.ForwardCid is not null)
+        {
+            // Not a sibling: the AF_VSOCK backend forwards it to the host like a stream to CID 2.
+            OnGuestRequest(new ConnectionKey(h.DstCid, h.DstPort, h.SrcPort), h);
+            return;
+        }
         _log.Info("guest CID {0} cannot reach CID {1} port {2}: {3}", _settings.GuestCid, h.DstCid, h.DstPort, unreachable.Reason);
         _siblingStreams.Remove(new ConnectionKey(h.DstCid, h.DstPort, h.SrcPort));
         ReplyRst(h);
