@@ -21,4 +21,7 @@ if (options.InformationText is not null)
 // From here on stdout carries nothing: Akka.Hosting prints a failed start with Console.WriteLine,
 // and a daemon's diagnostics belong with its logs on stderr.
 Console.SetOut(Console.Error);
-return await LauncherHost.RunAsync(options);
+using RuntimeStatisticsFile? statistics = RuntimeStatisticsFile.FromEnvironment(Environment.GetEnvironmentVariable);
+int exitCode = await LauncherHost.RunAsync(options);
+statistics?.Write();
+return exitCode;
