@@ -1,20 +1,28 @@
 namespace Vsock.Testing;
 
-/// <summary>A fixed-capacity FIFO of bytes: a stream's receive buffer (capacity = the buf_alloc it advertises).</summary>
+/// <summary>
+/// A fixed-capacity FIFO of bytes: a stream's receive buffer (capacity = the buf_alloc it advertises).
+/// The array is made on the first write, so thousands of idle streams (the idle-connection benchmark)
+/// do not hold buf_alloc bytes each.
+/// </summary>
 internal sealed class ByteRing(int capacity)
 {
-    private readonly byte[] _buffer = new byte[capacity];
+    private byte[] _buffer = [];
     private int _start;
 
     public int Count { get; private set; }
 
-    public int Capacity => _buffer.Length;
+    public int Capacity { get; } = capacity;
 
     /// <summary>Appends all of <paramref name="data"/>, or nothing when it does not fit.</summary>
     public bool TryWrite(ReadOnlySpan<byte> data)
     {
-        if (data.Length > _buffer.Length - Count)
+        if (data.Length > Capacity - Count)
             return false;
+        if (data.IsEmpty)
+            return true;
+        if (_buffer.Length == 0)
+            _buffer = new byte[Capacity];
         var end = (_start + Count) % _buffer.Length;
         var first = Math.Min(data.Length, _buffer.Length - end);
         data[..first].CopyTo(_buffer.AsSpan(end));
@@ -26,6 +34,8 @@ internal sealed class ByteRing(int capacity)
     public int Read(Span<byte> destination)
     {
         var n = Math.Min(destination.Length, Count);
+        if (n == 0)
+            return 0;
         var first = Math.Min(n, _buffer.Length - _start);
         _buffer.AsSpan(_start, first).CopyTo(destination);
         _buffer.AsSpan(0, n - first).CopyTo(destination[first..]);

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using Vsock.Testing;
+
+namespace Vsock.Bench;
+
+internal readonly record struct LatencyResult(double P50Micros, double P99Micros, double MeanMicros, int Samples);
+
+/// <summary>64-byte request/response round trips over one stream, one at a time.</summary>
+internal static class LatencyBench
+{
+    public const int MessageSize = 64;
+
+    /// <summary>The host application sends 64 bytes and waits for them back; the guest echoes.</summary>
+    public static async Task<LatencyResult> HostClientAsync(Session session, int warmup, int samples)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var (hosts, guests) = await ThroughputBench.OpenStreamsAsync(session, 1, cts.Token);
+        try
+        {
+            var guest = guests[0];
+            var total = warmup + samples;
+            var echo = Task.Run(async () =>
+            {
+                var message = new byte[MessageSize];
+                for (var i = 0; i < total; i++)
+                {
+                    await GuestIo.ReadExactlyAsync(guest, message, cts.Token);
+                    await guest.WriteAsync(message, cts.Token);
+                }
+            });
+            var times = new long[samples];
+            var client = HostSockets.RunThread("host-client", () =>
+            {
+                var host = hosts[0];
+                var request = HostSockets.Pattern(MessageSize);
+                var reply = new byte[MessageSize];
+                for (var i = 0; i < total; i++)
+                {
+                    var start = Stopwatch.GetTimestamp();
+                    host.Send(request);
+                    HostSockets.ReceiveExactly(host, reply);
+                    if (i >= warmup)
+                        times[i - warmup] = Stopwatch.GetTimestamp() - start;
+                }
+            });
+            await Task.WhenAll(echo, client);
+            return Summarise(times);
+        }
+        finally
+        {
+            await ThroughputBench.CloseAsync(hosts, guests);
+        }
+    }
+
+    /// <summary>The guest application sends 64 bytes and waits for them back; a host application echoes.</summary>
+    public static async Task<LatencyResult> GuestClientAsync(Session session, int warmup, int samples)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var port = session.NextPort();
+        using var listener = HostSockets.Listen(session.Daemon.UdsPath, port);
+        var stream = await session.Guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token);
+        using var host = await listener.AcceptAsync(cts.Token);
+        try
+        {
+            var total = warmup + samples;
+            var echo = HostSockets.RunThread("host-echo", () =>
+            {
+                var message = new byte[MessageSize];
+                for (var i = 0; i < total; i++)
+                {
+                    HostSockets.ReceiveExactly(host, message);
+                    host.Send(message);
+                }
+            });
+            var times = new long[samples];
+            var request = HostSockets.Pattern(MessageSize);
+            var reply = new byte[MessageSize];
+            for (var i = 0; i < total; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                await stream.WriteAsync(request, cts.Token);
+                await GuestIo.ReadExactlyAsync(stream, reply, cts.Token);
+                if (i >= warmup)
+                    times[i - warmup] = Stopwatch.GetTimestamp() - start;
+            }
+            await echo;
+            return Summarise(times);
+        }
+        finally
+        {
+            host.Dispose();
+            await stream.CloseAsync();
+        }
+    }
+
+    private static LatencyResult Summarise(long[] ticks)
+    {
+        Array.Sort(ticks);
+        double Micros(long t) => t * 1e6 / Stopwatch.Frequency;
+        return new LatencyResult(
+            Micros(ticks[ticks.Length / 2]),
+            Micros(ticks[(int)Math.Min(ticks.Length - 1, Math.Ceiling(ticks.Length * 0.99) - 1)]),
+            ticks.Average(t => Micros(t)),
+            ticks.Length);
+    }
+}
