@@ -111,7 +111,7 @@ public sealed class ConnectionActor : UntypedActor
             _parser = new ConnectCommandParser();
             _timer = Context.System.Scheduler.ScheduleTellOnceCancelable(_options.ConnectLineTimeout, Self, Timeout.Instance, Self);
             Become(AwaitingConnectLine);
-            StartReceive(new byte[ConnectCommandParser.MaxLineLength * 2]);
+            StartLineReceive(new byte[ConnectCommandParser.MaxLineLength * 2]);
         }
         else
         {
@@ -169,7 +169,7 @@ public sealed class ConnectionActor : UntypedActor
         switch (status)
         {
             case ConnectCommandParser.Status.NeedMore:
-                StartReceive(buffer);
+                StartLineReceive(buffer);
                 return;
             case ConnectCommandParser.Status.Invalid:
                 _log.Warning("closing host client: {0}", error);
@@ -326,10 +326,12 @@ public sealed class ConnectionActor : UntypedActor
             case ReceiveCompleted:
                 _receive.Complete();
                 OnHostBytes();
+                TryStartReceive();
                 break;
             case SendCompleted:
                 _send.Complete();
-                OnSendCompleted();
+                if (OnSendResult())
+                    TryStartSend();
                 break;
             case RxDelivered:
                 _rxInFlight--;
@@ -413,22 +415,29 @@ public sealed class ConnectionActor : UntypedActor
         }
     }
 
+    /// <summary>Writes the TX buffer to the host socket; writes the kernel completes at once are handled in this loop.</summary>
     private void TryStartSend()
     {
-        if (_send.Pending || _tx.IsEmpty)
-            return;
-        var next = _tx.Peek();
-        _send.StartSend(_socket, next.Array!, next.Offset, next.Count);
+        while (!_send.Pending && !_tx.IsEmpty)
+        {
+            var next = _tx.Peek();
+            if (!_send.StartSend(_socket, next.Array!, next.Offset, next.Count))
+                return; // SendCompleted follows
+            _send.Complete();
+            if (!OnSendResult())
+                return;
+        }
     }
 
-    private void OnSendCompleted()
+    /// <summary>Accounts one finished write; false if the connection is finished because of it.</summary>
+    private bool OnSendResult()
     {
         if (_send.Error != SocketError.Success || _send.BytesTransferred == 0)
         {
             _log.Debug("{0}: host socket write failed: {1}; resetting", _key, _send.Error);
             _send.ReleaseBuffer();
             Finish(sendRst: true);
-            return;
+            return false;
         }
         var n = _send.BytesTransferred;
         _send.ReleaseBuffer();
@@ -441,32 +450,45 @@ public sealed class ConnectionActor : UntypedActor
             SendControl(VsockOp.CreditUpdate);
         if (_tx.IsEmpty)
             ApplyGuestShutdown();
-        else
-            TryStartSend();
+        return !_finished;
     }
 
+    /// <summary>
+    /// Reads from the host socket while the guest has credit and fewer than MaxRxInFlight packets of
+    /// ours are queued; reads the kernel completes at once are handled in this loop.
+    /// </summary>
     private void TryStartReceive()
     {
-        if (_finished || _receive.Pending || _hostEof || (_guestShutdown & VsockShutdownFlags.Receive) != 0)
-            return;
-        if (_rxInFlight >= _options.MaxRxInFlight)
-            return;
-        var credit = _credit.PeerFreeCredit;
-        if (credit == 0)
+        while (true)
         {
-            if (!_creditRequested)
+            if (_finished || _receive.Pending || _hostEof || (_guestShutdown & VsockShutdownFlags.Receive) != 0)
+                return;
+            if (_rxInFlight >= _options.MaxRxInFlight)
+                return;
+            var credit = _credit.PeerFreeCredit;
+            if (credit == 0)
             {
-                _creditRequested = true;
-                SendControl(VsockOp.CreditRequest);
+                if (!_creditRequested)
+                {
+                    _creditRequested = true;
+                    SendControl(VsockOp.CreditRequest);
+                }
+                return;
             }
-            return;
+            var size = (int)Math.Min(credit, (uint)ReadChunk);
+            if (!_receive.StartReceive(_socket, ArrayPool<byte>.Shared.Rent(size), 0, size))
+                return; // ReceiveCompleted follows
+            _receive.Complete();
+            OnHostBytes();
         }
-        var size = (int)Math.Min(credit, (uint)ReadChunk);
-        StartReceive(ArrayPool<byte>.Shared.Rent(size), size);
     }
 
-    private void StartReceive(byte[] buffer, int count = -1) =>
-        _receive.StartReceive(_socket, buffer, 0, count < 0 ? buffer.Length : count);
+    /// <summary>The CONNECT line is read through the mailbox always: its handler starts the next read itself.</summary>
+    private void StartLineReceive(byte[] buffer)
+    {
+        if (_receive.StartReceive(_socket, buffer, 0, buffer.Length))
+            _receive.ReportLater();
+    }
 
     private void OnHostBytes()
     {
@@ -491,7 +513,6 @@ public sealed class ConnectionActor : UntypedActor
             return;
         }
         SendData(buffer, n);
-        TryStartReceive();
     }
 
     // ---------------------------------------------------------------- packets toward the guest

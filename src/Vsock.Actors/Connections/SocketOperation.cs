@@ -7,6 +7,10 @@ namespace Vsock.Actors.Connections;
 /// One reusable asynchronous socket operation (receive or send) whose completion becomes a message
 /// to the owning actor, as Akka.IO's TcpConnection does: no Task, no per-operation allocation, and
 /// the actor's state is only touched when it processes the message.
+///
+/// An operation the kernel completes at once (the usual case for unix sockets with room or data) is
+/// not sent through the mailbox: Start* returns true and the owner handles the result in the same
+/// turn. That saves a message per host read and write (see docs/BENCHMARKS.md).
 /// </summary>
 internal sealed class SocketOperation : IDisposable
 {
@@ -26,21 +30,24 @@ internal sealed class SocketOperation : IDisposable
     public int BytesTransferred => _args.BytesTransferred;
     public SocketError Error => _args.SocketError;
 
-    public void StartReceive(Socket socket, byte[] buffer, int offset, int count)
+    /// <returns>True if the receive completed synchronously: no message follows; the caller calls <see cref="Complete"/> and reads the result now.</returns>
+    public bool StartReceive(Socket socket, byte[] buffer, int offset, int count)
     {
         _args.SetBuffer(buffer, offset, count);
         Pending = true;
-        if (!socket.ReceiveAsync(_args))
-            _owner.Tell(_completed); // completed synchronously: still report through the mailbox
+        return !socket.ReceiveAsync(_args);
     }
 
-    public void StartSend(Socket socket, byte[] buffer, int offset, int count)
+    /// <returns>True if the send completed synchronously: no message follows; the caller calls <see cref="Complete"/> and reads the result now.</returns>
+    public bool StartSend(Socket socket, byte[] buffer, int offset, int count)
     {
         _args.SetBuffer(buffer, offset, count);
         Pending = true;
-        if (!socket.SendAsync(_args))
-            _owner.Tell(_completed);
+        return !socket.SendAsync(_args);
     }
+
+    /// <summary>Reports a synchronous completion through the mailbox after all (when handling it inline would recurse).</summary>
+    public void ReportLater() => _owner.Tell(_completed);
 
     /// <summary>Called by the owner when it handles the completion message.</summary>
     public void Complete()
