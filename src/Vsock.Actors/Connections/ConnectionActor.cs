@@ -122,6 +122,18 @@ public sealed class ConnectionActor : UntypedActor
 
     protected override void OnReceive(object message) => Unhandled(message);
 
+    /// <summary>
+    /// Every state handles a <see cref="FromGuest"/> completely within its turn (the payload array moves
+    /// to the TX buffer or back to the pool), so the message object goes back to its pool here.
+    /// </summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        var handled = base.AroundReceive(receive, message);
+        if (message is FromGuest fromGuest)
+            fromGuest.Recycle();
+        return handled;
+    }
+
     // ---------------------------------------------------------------- host-initiated
 
     private void AwaitingConnectLine(object message)
@@ -535,13 +547,13 @@ public sealed class ConnectionActor : UntypedActor
         };
     }
 
-    private void SendControl(ushort op, uint flags = 0) => _device.Tell(new ToGuest(Stamp(op, 0, flags), null, 0));
+    private void SendControl(ushort op, uint flags = 0) => _device.Tell(ToGuest.Rent(Stamp(op, 0, flags), null, 0));
 
     private void SendData(byte[] pooled, int length)
     {
         _credit.OnSentToGuest((uint)length);
         _rxInFlight++;
-        _device.Tell(new ToGuest(Stamp(VsockOp.Rw, (uint)length), pooled, length));
+        _device.Tell(ToGuest.Rent(Stamp(VsockOp.Rw, (uint)length), pooled, length));
     }
 
     private static void ReturnData(FromGuest packet)

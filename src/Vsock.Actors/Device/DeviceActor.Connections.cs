@@ -51,7 +51,7 @@ public sealed partial class DeviceActor
                 data = ArrayPool<byte>.Shared.Rent((int)h.Len);
                 packet.CopyDataTo(data.AsSpan(0, (int)h.Len));
             }
-            connection.Tell(new FromGuest(h, data), Self);
+            connection.Tell(FromGuest.Rent(h, data), Self);
             if (h.Op == VsockOp.Rst)
                 ForgetKey(key);
             return;

@@ -47,20 +47,23 @@ public sealed partial class DeviceActor
     private void OnToGuest(ToGuest message)
     {
         var header = message.Header;
+        var data = message.Data;
+        var length = message.Length;
+        message.Recycle(); // everything needed is copied out: the message object is free for reuse
         if (header.Op == VsockOp.Rst)
             ForgetConnection(Sender, header);
         if (_backend is not { IsRunning: true } backend)
         {
-            if (message.Data is not null)
-                ArrayPool<byte>.Shared.Return(message.Data);
+            if (data is not null)
+                ArrayPool<byte>.Shared.Return(data);
             return;
         }
         backend.Enqueue(new OutboundPacket
         {
             Header = header,
-            Data = message.Data,
-            Length = message.Length,
-            Owner = message.Data is null ? null : Sender,
+            Data = data,
+            Length = length,
+            Owner = data is null ? null : Sender,
         });
         ScheduleRx();
     }

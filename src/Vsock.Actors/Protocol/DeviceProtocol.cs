@@ -15,14 +15,97 @@ namespace Vsock.Actors.Protocol;
 /// </summary>
 public static class DeviceProtocol
 {
-    /// <summary>Device → connection: a packet the guest sent on this stream. <see cref="Data"/> holds <c>Header.Len</c> payload bytes (RW only).</summary>
-    public sealed record FromGuest(VsockHeader Header, byte[]? Data) : INoSerializationVerificationNeeded;
+    /// <summary>
+    /// Device → connection: a packet the guest sent on this stream. <see cref="Data"/> holds <c>Header.Len</c> payload bytes (RW only).
+    /// One per TX packet, so the device rents it from a pool and the connection actor recycles it once
+    /// handled (a class, not a record, for that reason); <c>new FromGuest(...)</c> makes an unpooled one.
+    /// </summary>
+    public sealed class FromGuest : INoSerializationVerificationNeeded
+    {
+        private static readonly MessagePool<FromGuest> Pool = new(() => new FromGuest { _pooled = true }, 4096);
+        private bool _pooled;
+
+        public FromGuest(VsockHeader header, byte[]? data)
+        {
+            Header = header;
+            Data = data;
+        }
+
+        private FromGuest()
+        {
+        }
+
+        public VsockHeader Header { get; private set; }
+        public byte[]? Data { get; private set; }
+
+        internal static FromGuest Rent(in VsockHeader header, byte[]? data)
+        {
+            var message = Pool.Rent();
+            message.Header = header;
+            message.Data = data;
+            return message;
+        }
+
+        /// <summary>The receiver is done with the message (its <see cref="Data"/> already owned elsewhere or returned).</summary>
+        internal void Recycle()
+        {
+            if (!_pooled)
+                return;
+            Header = default;
+            Data = null;
+            Pool.Return(this);
+        }
+
+        public override string ToString() => $"FromGuest {{ Header = {Header}, Data = {Data?.Length.ToString() ?? "null"} }}";
+    }
 
     /// <summary>
     /// Connection → device: a packet for the guest's RX ring. <see cref="Data"/> (pooled) carries <see cref="Length"/> bytes;
     /// the device returns it to the pool and answers <see cref="RxDelivered"/> once the bytes are in guest memory.
+    /// Pooled like <see cref="FromGuest"/>: the connection rents it, the device recycles it after queueing the packet.
     /// </summary>
-    public sealed record ToGuest(VsockHeader Header, byte[]? Data, int Length) : INoSerializationVerificationNeeded;
+    public sealed class ToGuest : INoSerializationVerificationNeeded
+    {
+        private static readonly MessagePool<ToGuest> Pool = new(() => new ToGuest { _pooled = true }, 4096);
+        private bool _pooled;
+
+        public ToGuest(VsockHeader header, byte[]? data, int length)
+        {
+            Header = header;
+            Data = data;
+            Length = length;
+        }
+
+        private ToGuest()
+        {
+        }
+
+        public VsockHeader Header { get; private set; }
+        public byte[]? Data { get; private set; }
+        public int Length { get; private set; }
+
+        internal static ToGuest Rent(in VsockHeader header, byte[]? data, int length)
+        {
+            var message = Pool.Rent();
+            message.Header = header;
+            message.Data = data;
+            message.Length = length;
+            return message;
+        }
+
+        /// <summary>The device has queued the packet (or dropped it); the object may be reused.</summary>
+        internal void Recycle()
+        {
+            if (!_pooled)
+                return;
+            Header = default;
+            Data = null;
+            Length = 0;
+            Pool.Return(this);
+        }
+
+        public override string ToString() => $"ToGuest {{ Header = {Header}, Length = {Length} }}";
+    }
 
     /// <summary>Device → connection: one data packet of this connection reached the guest; it may read more from its host socket.</summary>
     public sealed class RxDelivered : INoSerializationVerificationNeeded, IDeadLetterSuppression
