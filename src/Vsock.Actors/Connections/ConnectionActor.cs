@@ -46,6 +46,10 @@ public sealed class ConnectionActor : UntypedActor
     private bool _creditRequested;
     private bool _hostWriteShut;
     private bool _finished;
+    /// <summary>A zero-byte receive is pending: waiting for the host socket to become readable without holding a buffer.</summary>
+    private bool _awaitingReadable;
+    /// <summary>The last read filled its buffer, so more data is probably queued: read at once instead of waiting for readability first.</summary>
+    private bool _moreLikely;
     private ICancelable? _timer;
     private readonly HostEndpoint? _connectTo;
     private readonly uint? _forwardedGuestPort;
@@ -337,8 +341,11 @@ public sealed class ConnectionActor : UntypedActor
                 break;
             case ReceiveCompleted:
                 _receive.Complete();
-                OnHostBytes();
-                TryStartReceive();
+                if (_awaitingReadable)
+                    _awaitingReadable = false; // readable (or EOF/error, which the read below reports)
+                else
+                    OnHostBytes();
+                TryStartReceive(readable: true);
                 break;
             case SendCompleted:
                 _send.Complete();
@@ -468,8 +475,13 @@ public sealed class ConnectionActor : UntypedActor
     /// <summary>
     /// Reads from the host socket while the guest has credit and fewer than MaxRxInFlight packets of
     /// ours are queued; reads the kernel completes at once are handled in this loop.
+    ///
+    /// An idle connection holds no buffer: unless the last read filled its buffer (or readiness was
+    /// just reported) it first waits with a zero-byte receive, which .NET completes when data (or EOF)
+    /// arrives, and only then rents the 64 KiB buffer. Without this every idle stream pinned a
+    /// pooled 64 KiB array (see docs/BENCHMARKS.md, idle memory).
     /// </summary>
-    private void TryStartReceive()
+    private void TryStartReceive(bool readable = false)
     {
         while (true)
         {
@@ -487,6 +499,17 @@ public sealed class ConnectionActor : UntypedActor
                 }
                 return;
             }
+            if (!readable && !_moreLikely)
+            {
+                if (!_receive.StartReceive(_socket, [], 0, 0))
+                {
+                    _awaitingReadable = true;
+                    return; // ReceiveCompleted follows when the socket is readable
+                }
+                _receive.Complete();
+                _receive.ReleaseBuffer();
+            }
+            readable = false;
             var size = (int)Math.Min(credit, (uint)ReadChunk);
             if (!_receive.StartReceive(_socket, ArrayPool<byte>.Shared.Rent(size), 0, size))
                 return; // ReceiveCompleted follows
@@ -507,6 +530,7 @@ public sealed class ConnectionActor : UntypedActor
         var buffer = _receive.Buffer!;
         var n = _receive.BytesTransferred;
         var error = _receive.Error;
+        _moreLikely = n > 0 && n == _receive.Count;
         _receive.ReleaseBuffer();
         if (error != SocketError.Success)
         {

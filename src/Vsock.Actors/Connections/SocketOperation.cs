@@ -28,6 +28,8 @@ internal sealed class SocketOperation : IDisposable
     public bool Pending { get; private set; }
     public byte[]? Buffer => _args.Buffer;
     public int BytesTransferred => _args.BytesTransferred;
+    /// <summary>The byte count asked for.</summary>
+    public int Count => _args.Count;
     public SocketError Error => _args.SocketError;
 
     /// <returns>True if the receive completed synchronously: no message follows; the caller calls <see cref="Complete"/> and reads the result now.</returns>
