@@ -1,0 +1,99 @@
+using Vsock.E2E.Tests.Rig;
+
+namespace Vsock.E2E.Tests;
+
+/// <summary>
+/// One host-run guest boot (<see cref="QemuGuestOptions.HostRoot"/>): the host's own dotnet runs
+/// tests/Vsock.InGuest's <c>vsock-selftest</c> on the guest kernel, so Vsock.Device.Interop.Vsock meets a
+/// real AF_VSOCK (vsock_loopback, CID 1); then a probe script checks the environment host commands get.
+/// The tests of <see cref="InGuestDotnetTests"/> each check one part of the finished console.
+/// </summary>
+public sealed class InGuestDotnetFixture : IAsyncLifetime
+{
+    public const long Bytes = 1048576;
+
+    private E2EScenario? scenario;
+
+    public QemuGuest Guest { get; private set; } = null!;
+
+    /// <summary>Written to a file under the host's /tmp, which the probe must read back through /run/host-tmp.</summary>
+    public string Token { get; } = Guid.NewGuid().ToString("N");
+
+    public string ScenarioDirectory => scenario?.Directory ?? "";
+
+    public TimeSpan TimeToHostRoot { get; private set; }
+
+    public TimeSpan TimeToResult { get; private set; }
+
+    public TimeSpan TimeToExit { get; private set; }
+
+    public Exception? StartupFailure { get; private set; }
+
+    public string Diagnostics => scenario?.Diagnostics() ?? "";
+
+    public async Task InitializeAsync()
+    {
+        scenario = await E2EScenario.CreateAsync();
+        try
+        {
+            var token = scenario.PathFor("token");
+            await File.WriteAllTextAsync(token, Token);
+            var probe = scenario.PathFor("probe.sh");
+            await File.WriteAllTextAsync(probe, ProbeScript(HostRoot.GuestPath(token), scenario.Directory));
+            Guest = scenario.StartGuest("inguest", options => options with
+            {
+                HostRoot = true,
+                HostWorkingDirectory = RepoPaths.Root,
+                HostCommand = InGuestProgram.Command("vsock-selftest", "--bytes", Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                HostCommandFile = probe,
+            });
+            await Guest.WaitForMarkerAsync("HOSTROOT", null, E2ETimeouts.Boot);
+            TimeToHostRoot = Guest.Elapsed;
+            await Guest.WaitForMarkerAsync("RESULT", "vsock-selftest", E2ETimeouts.Transfer);
+            TimeToResult = Guest.Elapsed;
+            await Guest.WaitForMarkerAsync("DONE", null, E2ETimeouts.Step);
+            await Guest.WaitForExitAsync(E2ETimeouts.Step);
+            TimeToExit = Guest.Elapsed;
+        }
+        catch (Exception e)
+        {
+            // Each test reports this with the console rather than xunit failing the whole class opaquely.
+            StartupFailure = e;
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (scenario is not null)
+        {
+            await scenario.DisposeAsync();
+        }
+    }
+
+    public IReadOnlyList<GuestMarker> Markers(string kind, string? mode = null)
+    {
+        if (StartupFailure is not null)
+        {
+            throw new E2EScenarioException($"the host-run guest did not finish: {StartupFailure.Message}\n{Diagnostics}", StartupFailure);
+        }
+        return [.. Guest.ConsoleLines.Select(GuestMarker.TryParse).OfType<GuestMarker>().Where(m => m.Is(kind, mode))];
+    }
+
+    public GuestMarker Single(string kind, string? mode)
+    {
+        var found = Markers(kind, mode);
+        return found.Count == 1
+            ? found[0]
+            : throw new E2EScenarioException($"expected one '{kind} {mode}' marker, found {found.Count}\n{Diagnostics}", new InvalidOperationException());
+    }
+
+    // Runs inside the chroot. The repo is on the read-only host root, so the touch must fail; the scenario
+    // directory must be hidden under the guest's /tmp; no VT_* kernel variable may leak into the environment.
+    private static string ProbeScript(string tokenInGuest, string scenarioDirectory) => $"""
+        readonly_root=1
+        touch "$PWD/.inguest-write-probe" 2>/dev/null && readonly_root=0
+        tmp_hidden=1
+        [ -e "{scenarioDirectory}" ] && tmp_hidden=0
+        echo "VSOCKTEST PROBE cwd=$PWD home=$HOME cli_home=$DOTNET_CLI_HOME token=$(cat "{tokenInGuest}") readonly_root=$readonly_root tmp_hidden=$tmp_hidden vt_vars=$(env | grep -c '^VT_')"
+        """;
+}
