@@ -4,7 +4,7 @@ namespace Vsock.E2E.Tests;
 
 /// <summary>
 /// Two VMs served by one daemon process, configured with <c>--vm</c> twice or with a <c>--config</c> YAML
-/// file (the reference's snake_case keys); and the README's sibling-VM traffic in the default group.
+/// file (the reference's snake_case keys); and sibling VMs: traffic in the default group, and reachability that follows the groups.
 /// </summary>
 [Trait("Category", "E2E-Daemon")]
 public sealed class DaemonMultiVmTests(ITestOutputHelper output)
@@ -39,7 +39,7 @@ public sealed class DaemonMultiVmTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Sibling_vms_in_the_default_group_reach_each_other()
+    public async Task Sibling_vms_in_the_default_group_stream_10MiB_each_way()
     {
         await using var scenario = await E2EScenario.CreateAsync();
         await scenario.RunAsync(output, async () =>
@@ -51,20 +51,68 @@ public sealed class DaemonMultiVmTests(ITestOutputHelper output)
             await b.WaitForListenerAsync(1234, E2ETimeouts.Boot);
             await a.WaitForListenerAsync(1234, E2ETimeouts.Boot);
 
-            const long Bytes = 1024 * 1024;
+            const long Bytes = 10 * 1024 * 1024;
             await a.RunStepAsync($"connect,4,1234,{Bytes},41", E2ETimeouts.Transfer);
             var fromA = await a.WaitForMarkerAsync("RESULT", "connect", E2ETimeouts.Step, m => m.Get("seed") == "41");
-            output.WriteLine($"cid3 → cid4: {fromA.Line}");
+            output.WriteLine($"cid3 → cid4 → cid3: {fromA.Line}");
             Assert.Equal("1", fromA.Get("ok"));
             var sha = TestPattern.Hex(TestPattern.Checksum(Bytes, 41));
+            Assert.Equal(sha, fromA.Get("sha"));
             Assert.Equal(sha, fromA.Get("rsha"));
             await b.WaitForMarkerAsync("ECHO", null, E2ETimeouts.Step, m => m.Get("sha") == sha && m.Get("peer").StartsWith("3:", StringComparison.Ordinal));
         });
     }
 
-    private sealed record Vm(uint Cid, string Socket, string Uds)
+    /// <summary>
+    /// Three VMs: 3 in {a}, 4 in {a, b}, 5 in {b}. 3↔4 and 4↔5 share a group; 3↔5 do not and must be
+    /// refused at once (an RST, not the guest's 2 s timeout), in both directions.
+    /// </summary>
+    [Fact]
+    public async Task Three_vms_with_overlapping_groups_reach_exactly_the_vms_they_share_a_group_with()
     {
-        public string VmOption => $"guest-cid={Cid},socket={Socket},uds-path={Uds}";
+        await using var scenario = await E2EScenario.CreateAsync();
+        await scenario.RunAsync(output, async () =>
+        {
+            Vm[] vms =
+            [
+                new(3, scenario.PathFor("vhost3.socket"), scenario.PathFor("vm3.vsock"), "a"),
+                new(4, scenario.PathFor("vhost4.socket"), scenario.PathFor("vm4.vsock"), "a+b"),
+                new(5, scenario.PathFor("vhost5.socket"), scenario.PathFor("vm5.vsock"), "b"),
+            ];
+            await scenario.StartDaemonAsync([.. vms.SelectMany(vm => new[] { "--vm", vm.VmOption })], [.. vms.Select(vm => vm.Socket)], [.. vms.Select(vm => vm.Uds)]);
+            var guests = vms.Select(vm => scenario.StartGuest($"cid{vm.Cid}", vm.Socket, GuestScript, console: true)).ToArray();
+            foreach (var guest in guests)
+                await guest.WaitForListenerAsync(1234, E2ETimeouts.Boot);
+
+            const long Bytes = 256 * 1024;
+            var seed = 60;
+            foreach (var (from, to, reachable) in new[] { (0, 1, true), (1, 0, true), (1, 2, true), (2, 1, true), (0, 2, false), (2, 0, false) })
+            {
+                var guest = guests[from];
+                var target = vms[to].Cid;
+                if (reachable)
+                {
+                    var s = ++seed;
+                    await guest.RunStepAsync($"connect,{target},1234,{Bytes},{s}", E2ETimeouts.Transfer);
+                    var result = await guest.WaitForMarkerAsync("RESULT", "connect", E2ETimeouts.Step, m => m.Get("seed") == $"{s}");
+                    output.WriteLine($"cid{vms[from].Cid} → cid{target}: {result.Line}");
+                    Assert.Equal("1", result.Get("ok"));
+                }
+                else
+                {
+                    await guest.RunStepAsync($"connect-refused,{target},1234", E2ETimeouts.Step);
+                    var refused = await guest.WaitForMarkerAsync("REFUSED", null, E2ETimeouts.Step, m => m.Get("cid") == $"{target}");
+                    output.WriteLine($"cid{vms[from].Cid} → cid{target}: {refused.Line}");
+                    Assert.NotEqual("110", refused.Get("errno")); // 110 = ETIMEDOUT: nobody answered
+                    Assert.True(refused.GetLong("ms") < 1000, refused.Line);
+                }
+            }
+        });
+    }
+
+    private sealed record Vm(uint Cid, string Socket, string Uds, string? Groups = null)
+    {
+        public string VmOption => $"guest-cid={Cid},socket={Socket},uds-path={Uds}" + (Groups is null ? "" : $",groups={Groups}");
     }
 
     private static Vm[] TwoVms(E2EScenario scenario) =>

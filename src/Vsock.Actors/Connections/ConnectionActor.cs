@@ -28,7 +28,8 @@ public sealed class ConnectionActor : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IActorRef _device;
     private readonly ConnectionOptions _options;
-    private readonly Socket _socket;
+    private Socket? _socketOrNull;
+    private Socket _socket => _socketOrNull!;
     private readonly TxBuffer _tx;
     private readonly SocketOperation _receive;
     private readonly SocketOperation _send;
@@ -46,16 +47,18 @@ public sealed class ConnectionActor : UntypedActor
     private bool _hostWriteShut;
     private bool _finished;
     private ICancelable? _timer;
-    private readonly string? _connectPath;
+    private readonly HostEndpoint? _connectTo;
+    private readonly uint? _forwardedGuestPort;
 
-    public ConnectionActor(IActorRef device, ConnectionOptions options, Socket socket, ConnectionKey key, string? connectPath, VsockHeader request)
+    public ConnectionActor(IActorRef device, ConnectionOptions options, Socket? socket, ConnectionKey key, HostEndpoint? connectTo, VsockHeader request, uint? forwardedGuestPort)
     {
         _request = request;
         _device = device;
         _options = options;
-        _socket = socket;
+        _socketOrNull = socket;
         _key = key;
-        _connectPath = connectPath;
+        _connectTo = connectTo;
+        _forwardedGuestPort = forwardedGuestPort;
         _credit = new CreditState(options.TxBufferSize);
         // Credit bounds guest data to tx-buffer-size; the extra room is for our own "OK <port>\n" line.
         _tx = new TxBuffer(options.TxBufferSize + OkLineRoom);
@@ -65,13 +68,18 @@ public sealed class ConnectionActor : UntypedActor
 
     /// <summary>A host client accepted on <c>uds-path</c>: it must first send <c>CONNECT &lt;port&gt;\n</c>.</summary>
     public static Props ForHostClient(IActorRef device, ConnectionOptions options, Socket client) =>
-        Props.Create(() => new ConnectionActor(device, options, client, default, null, default));
+        Props.Create(() => new ConnectionActor(device, options, client, default, null, default, null));
 
-    /// <summary>A guest REQUEST to the host: connect to <paramref name="path"/> (<c>uds-path_PORT</c>), then answer RESPONSE or RST.</summary>
-    public static Props ForGuestRequest(IActorRef device, ConnectionOptions options, ConnectionKey key, VsockHeader request, string path) =>
-        Props.Create(() => new ConnectionActor(device, options, NewUnixSocket(), key, path, request));
+    /// <summary>
+    /// A connection accepted on a <c>forward-listen</c> AF_VSOCK port: forwarded to the same port of the
+    /// guest at once (no CONNECT line, no OK line).
+    /// </summary>
+    public static Props ForForwardedClient(IActorRef device, ConnectionOptions options, Socket client, uint guestPort) =>
+        Props.Create(() => new ConnectionActor(device, options, client, default, null, default, guestPort));
 
-    private static Socket NewUnixSocket() => new(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+    /// <summary>A guest REQUEST to the host: connect to <paramref name="endpoint"/>, then answer RESPONSE or RST.</summary>
+    public static Props ForGuestRequest(IActorRef device, ConnectionOptions options, ConnectionKey key, VsockHeader request, HostEndpoint endpoint) =>
+        Props.Create(() => new ConnectionActor(device, options, null, key, endpoint, request, null));
 
     // Internal signals: payload-free singletons (Akka.IO style).
     private sealed class ReceiveCompleted : IDeadLetterSuppression, INoSerializationVerificationNeeded
@@ -89,11 +97,16 @@ public sealed class ConnectionActor : UntypedActor
         public static readonly Timeout Instance = new();
     }
 
-    private sealed record ConnectResult(SocketError Error) : IDeadLetterSuppression, INoSerializationVerificationNeeded;
+    private sealed record ConnectResult(Socket? Socket, SocketError Error) : IDeadLetterSuppression, INoSerializationVerificationNeeded;
 
     protected override void PreStart()
     {
-        if (_connectPath is null)
+        if (_forwardedGuestPort is { } guestPort)
+        {
+            _device.Tell(new OpenToGuest(guestPort));
+            Become(AwaitingKey);
+        }
+        else if (_connectTo is null)
         {
             _parser = new ConnectCommandParser();
             _timer = Context.System.Scheduler.ScheduleTellOnceCancelable(_options.ConnectLineTimeout, Self, Timeout.Instance, Self);
@@ -207,7 +220,8 @@ public sealed class ConnectionActor : UntypedActor
             case FromGuest { Header.Op: VsockOp.Response } response:
                 _timer?.Cancel();
                 _credit.UpdatePeer(response.Header.BufAlloc, response.Header.FwdCnt);
-                WriteOkLine();
+                if (_forwardedGuestPort is null)
+                    WriteOkLine(); // unix clients speak CONNECT/OK; forwarded AF_VSOCK clients do not
                 Become(Established);
                 if (_earlyData is { } early)
                 {
@@ -260,10 +274,10 @@ public sealed class ConnectionActor : UntypedActor
     private void StartConnect()
     {
         _credit.UpdatePeer(_request.BufAlloc, _request.FwdCnt);
-        _socket.ConnectAsync(new UnixDomainSocketEndPoint(_connectPath!)).ContinueWith(
-            t => new ConnectResult(t.IsCompletedSuccessfully
-                ? SocketError.Success
-                : (t.Exception?.InnerException as SocketException)?.SocketErrorCode ?? SocketError.SocketError),
+        _connectTo!.ConnectAsync().ContinueWith(
+            t => t.IsCompletedSuccessfully
+                ? new ConnectResult(t.Result, SocketError.Success)
+                : new ConnectResult(null, (t.Exception?.InnerException as SocketException)?.SocketErrorCode ?? SocketError.SocketError),
             TaskContinuationOptions.ExecuteSynchronously).PipeTo(Self);
     }
 
@@ -271,7 +285,8 @@ public sealed class ConnectionActor : UntypedActor
     {
         switch (message)
         {
-            case ConnectResult { Error: SocketError.Success }:
+            case ConnectResult { Error: SocketError.Success } connected:
+                _socketOrNull = connected.Socket;
                 if (_finished)
                     return;
                 SendControl(VsockOp.Response);
@@ -279,7 +294,7 @@ public sealed class ConnectionActor : UntypedActor
                 TryStartReceive();
                 break;
             case ConnectResult failed:
-                _log.Debug("{0}: connect to {1} failed ({2}); resetting the guest's REQUEST", _key, _connectPath, failed.Error);
+                _log.Debug("{0}: connect to {1} failed ({2}); resetting the guest's REQUEST", _key, _connectTo, failed.Error);
                 Finish(sendRst: !_finished);
                 break;
             case FromGuest { Header.Op: VsockOp.Rst }:
@@ -530,7 +545,7 @@ public sealed class ConnectionActor : UntypedActor
         _timer?.Cancel();
         try
         {
-            _socket.Dispose();
+            _socketOrNull?.Dispose();
         }
         catch (ObjectDisposedException)
         {

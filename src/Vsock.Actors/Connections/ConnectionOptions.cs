@@ -1,8 +1,9 @@
 namespace Vsock.Actors.Connections;
 
 /// <summary>Per-VM constants every connection of that VM needs.</summary>
-public sealed record ConnectionOptions(ulong GuestCid, uint TxBufferSize, string? UdsPath)
+public sealed record ConnectionOptions(ulong GuestCid, uint TxBufferSize, string? UdsPath, uint? ForwardCid = null)
 {
+
     /// <summary>How long a host client may take to send its CONNECT line.</summary>
     public TimeSpan ConnectLineTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

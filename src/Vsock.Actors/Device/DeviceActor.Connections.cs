@@ -38,7 +38,12 @@ public sealed partial class DeviceActor
             return;
         }
         var key = new ConnectionKey(h.DstCid, h.DstPort, h.SrcPort);
-        if (_connections.TryGetValue(key, out var connection))
+        if (!_connections.TryGetValue(key, out var connection) && h.DstCid != VsockConstants.HostCid)
+        {
+            OnGuestToSibling(ref packet, h);
+            return;
+        }
+        if (connection is not null)
         {
             byte[]? data = null;
             if (h.Op == VsockOp.Rw && h.Len > 0)
@@ -66,21 +71,14 @@ public sealed partial class DeviceActor
         }
     }
 
+    /// <summary>
+    /// A guest REQUEST for a host-side stream: to CID 2, or (AF_VSOCK backend) to any CID that is not a
+    /// sibling, which is forwarded to <c>forward-cid</c> as the reference does "regardless of the target CID".
+    /// </summary>
     private void OnGuestRequest(ConnectionKey key, in VsockHeader request)
     {
-        if (request.DstCid != VsockConstants.HostCid)
-        {
-            _log.Info("guest CID {0} asked for CID {1} port {2}, which this VM cannot reach; resetting", _settings.GuestCid, request.DstCid, request.DstPort);
-            ReplyRst(request);
-            return;
-        }
-        if (_settings.UdsPath is not { } udsPath)
-        {
-            ReplyRst(request);
-            return;
-        }
-        var path = $"{udsPath}_{request.DstPort}";
-        var actor = Context.ActorOf(ConnectionActor.ForGuestRequest(Self, _connectionOptions, key, request, path));
+        var endpoint = HostEndpoint.ForGuestPort(_connectionOptions, request.DstPort);
+        var actor = Context.ActorOf(ConnectionActor.ForGuestRequest(Self, _connectionOptions, key, request, endpoint));
         Track(key, actor);
     }
 

@@ -50,7 +50,7 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
     {
         _settings = settings;
         _groupRouter = groupRouter;
-        _connectionOptions = new ConnectionOptions(settings.GuestCid, settings.TxBufferSize, settings.UdsPath);
+        _connectionOptions = new ConnectionOptions(settings.GuestCid, settings.TxBufferSize, settings.UdsPath, settings.ForwardCid);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -111,6 +111,7 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             _udsListener.SetNonBlocking(true);
             _waiter.Add(_udsListener.Fd, EpollEvents.In | EpollEvents.OneShot, UdsListenerToken);
         }
+        StartForwardListeners();
 
         _groupRouter.Tell(new GroupRouterProtocol.Register(_settings.GuestCid, _settings.Groups));
         _log.Info("device for guest CID {0} listening for the VMM on {1}{2}", _settings.GuestCid, _settings.Socket,
@@ -138,6 +139,9 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
                 break;
             case UdsListenerToken:
                 self.Tell(UdsAcceptable.Instance);
+                break;
+            case >= FirstForwardListenerToken:
+                self.Tell(new ForwardAcceptable((int)(token - FirstForwardListenerToken)));
                 break;
         }
     }
@@ -175,11 +179,23 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             case UdsAcceptable:
                 OnUdsAcceptable();
                 break;
+            case ForwardAcceptable forward:
+                OnForwardAcceptable(forward.Index);
+                break;
             case HostClientAccepted accepted:
                 OnHostClient(accepted.Socket, accepted.Origin);
                 break;
             case Terminated terminated:
                 OnConnectionTerminated(terminated.ActorRef);
+                break;
+            case GroupRouterProtocol.SiblingPacket sibling:
+                OnSiblingPacket(sibling);
+                break;
+            case GroupRouterProtocol.SiblingUnreachable unreachable:
+                OnSiblingUnreachable(unreachable);
+                break;
+            case GroupRouterProtocol.SiblingGuestReset reset:
+                OnSiblingGuestReset(reset.Cid);
                 break;
             case GroupRouterProtocol.Registered:
                 break;
@@ -202,6 +218,7 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
         _waiter?.Dispose();
         _vmmListener?.Dispose();
         _udsListener?.Dispose();
+        StopForwardListeners();
         // We created these socket files; nobody else should find them once we are gone.
         TryUnlink(_settings.Socket);
         if (_settings.UdsPath is not null)

@@ -1,4 +1,6 @@
 using Akka.Actor;
+using Akka.Event;
+using Vsock.Device.Packets;
 
 namespace Vsock.Actors.Routing;
 
@@ -19,4 +21,20 @@ public static class GroupRouterProtocol
     }
 
     public sealed record Registrations(IReadOnlyDictionary<ulong, IReadOnlyList<string>> GroupsByCid);
+
+    /// <summary>
+    /// A packet between sibling VMs: device (sender, CID = <c>Header.SrcCid</c>) → router → the device of
+    /// <c>Header.DstCid</c>. <see cref="Data"/> is a pooled array with <c>Header.Len</c> payload bytes, owned by
+    /// whoever holds the message (copied out of the sender's guest memory; never a reference into it).
+    /// </summary>
+    public sealed record SiblingPacket(VsockHeader Header, byte[]? Data) : INoSerializationVerificationNeeded;
+
+    /// <summary>Router → sending device: <see cref="Header"/> could not be delivered (no such CID, or no group in common).</summary>
+    public sealed record SiblingUnreachable(VsockHeader Header, string Reason) : INoSerializationVerificationNeeded;
+
+    /// <summary>
+    /// The guest of <paramref name="Cid"/> lost its state (its VMM went away or its device stopped): every
+    /// stream with it is gone. Device → router, and router → every other device.
+    /// </summary>
+    public sealed record SiblingGuestReset(ulong Cid) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
 }

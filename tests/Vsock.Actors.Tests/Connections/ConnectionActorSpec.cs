@@ -302,7 +302,7 @@ public sealed class ConnectionActorSpec : TestKit, IDisposable
             var device = CreateTestProbe();
             var key = new ConnectionKey(VsockConstants.HostCid, 5000, 40000);
             var request = Packets.FromGuest(VsockOp.Request, 5000, 40000);
-            var actor = Sys.ActorOf(ConnectionActor.ForGuestRequest(device, _options, key, request, path));
+            var actor = Sys.ActorOf(ConnectionActor.ForGuestRequest(device, _options, key, request, new UnixEndpoint(path)));
             using var accepted = listener.Accept();
             var response = device.ExpectMsg<ToGuest>(Wait);
             Assert.Equal(VsockOp.Response, response.Header.Op);
@@ -328,11 +328,29 @@ public sealed class ConnectionActorSpec : TestKit, IDisposable
         var device = CreateTestProbe();
         var key = new ConnectionKey(VsockConstants.HostCid, 5001, 40001);
         var actor = Sys.ActorOf(ConnectionActor.ForGuestRequest(device, _options, key,
-            Packets.FromGuest(VsockOp.Request, 5001, 40001), "/nonexistent/vsock-test.sock_5001"));
+            Packets.FromGuest(VsockOp.Request, 5001, 40001), new UnixEndpoint("/nonexistent/vsock-test.sock_5001")));
         Watch(actor);
         var rst = device.ExpectMsg<ToGuest>(TimeSpan.FromSeconds(1));
         Assert.Equal(VsockOp.Rst, rst.Header.Op);
         Assert.Equal(40001u, rst.Header.DstPort);
         ExpectTerminated(actor, Wait);
+    }
+
+    [Fact]
+    public void A_forwarded_client_goes_straight_to_request_without_connect_or_ok_lines()
+    {
+        // The AF_VSOCK forward-listen path, with a unix socket pair standing in for the accepted AF_VSOCK socket.
+        var device = CreateTestProbe();
+        var options = new ConnectionOptions(Packets.GuestCid, 65536, UdsPath: null, ForwardCid: 1);
+        var actor = Sys.ActorOf(ConnectionActor.ForForwardedClient(device, options, _pair.Server, 9001));
+        Assert.Equal(9001u, device.ExpectMsg<OpenToGuest>(Wait).GuestPort);
+        device.Reply(new OpenedToGuest(new ConnectionKey(VsockConstants.HostCid, 1024, 9001)));
+        device.ExpectMsg<ToGuest>(m => m.Header.Op == VsockOp.Request && m.Header.DstPort == 9001, Wait);
+        actor.Tell(new FromGuest(Packets.FromGuest(VsockOp.Response, 1024, 9001), null), device);
+        actor.Tell(new FromGuest(Packets.FromGuest(VsockOp.Rw, 1024, 9001, 5), Pooled("hello")), device);
+        Assert.Equal("hello", ReadExactly(_pair.Client, 5)); // no "OK 9001\n" before the data
+        _pair.Client.Send("back"u8.ToArray());
+        var rw = device.ExpectMsg<ToGuest>(m => m.Header.Op == VsockOp.Rw, Wait);
+        Assert.Equal("back", Encoding.ASCII.GetString(rw.Data!, 0, rw.Length));
     }
 }

@@ -1,0 +1,159 @@
+using Vsock.Testing.Packets;
+
+namespace Vsock.Testing;
+
+// Raw access for hostile-guest tests: arbitrary descriptor chains, unchecked packets, guest memory.
+public sealed partial class SyntheticGuest
+{
+    /// <summary>Size of the guest RAM (valid guest physical addresses are [0, RamSize)).</summary>
+    public ulong RamSize => _ram.Size;
+
+    /// <summary>TX chains the device has returned through the used ring so far.</summary>
+    public long UsedTxCount
+    {
+        get
+        {
+            lock (_sync)
+                return _usedTxChains;
+        }
+    }
+
+    /// <summary>TX chains posted and not yet returned by the device.</summary>
+    public int TxChainsInFlight
+    {
+        get
+        {
+            lock (_sync)
+                return _tx.ChainsInFlight;
+        }
+    }
+
+    /// <summary>Reserves <paramref name="size"/> bytes of guest RAM for a test's own buffers.</summary>
+    public ulong AllocateScratch(int size, int alignment = 64)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            return _ram.Allocate((ulong)size, (ulong)alignment);
+        }
+    }
+
+    public void WriteMemory(ulong gpa, ReadOnlySpan<byte> data)
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            data.CopyTo(_ram.Span(gpa, data.Length));
+        }
+    }
+
+    public byte[] ReadMemory(ulong gpa, int length)
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            return _ram.Span(gpa, length).ToArray();
+        }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="chain"/> into free TX descriptors exactly as given (addresses, lengths,
+    /// flags; <see cref="RawDescriptor.Next"/> translated to the descriptors used unless absolute),
+    /// publishes entry 0 as the head and kicks if the device wants it. Returns the head index.
+    /// </summary>
+    public ushort SendRawTx(params RawDescriptor[] chain)
+    {
+        ArgumentNullException.ThrowIfNull(chain);
+        if (chain.Length == 0)
+            throw new ArgumentException("a chain needs at least one descriptor", nameof(chain));
+        for (var i = 0; i < chain.Length; i++)
+        {
+            if (!chain[i].NextIsAbsolute && chain[i].Next >= chain.Length)
+                throw new ArgumentException($"descriptor {i} names chain entry {chain[i].Next}, the chain has {chain.Length}", nameof(chain));
+        }
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            var indices = new ushort[chain.Length];
+            if (!_tx.TryAllocate(indices))
+                throw new InvalidOperationException($"the TX ring has {_tx.FreeCount} free descriptors, the chain needs {chain.Length}");
+            for (var i = 0; i < chain.Length; i++)
+            {
+                var d = chain[i];
+                var next = d.NextIsAbsolute ? d.Next : indices[d.Next];
+                _tx.WriteDescriptor(indices[i], d.Address, d.Length, d.Flags, next);
+            }
+            PublishTx(indices[0]);
+            _packetsSent++;
+            return indices[0];
+        }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="header"/> and <paramref name="payload"/> in the configured TX layout
+    /// with no checks at all: any CID, op, len (it need not match the payload), credit ignored.
+    /// </summary>
+    public void SendPacket(VsockHeader header, ReadOnlySpan<byte> payload = default)
+    {
+        Span<byte> bytes = stackalloc byte[VsockHeader.Size];
+        header.WriteTo(bytes);
+        SendPacket(bytes, payload);
+    }
+
+    /// <summary>As <see cref="SendPacket(VsockHeader, ReadOnlySpan{byte})"/> with the 44 header bytes given raw.</summary>
+    public void SendPacket(ReadOnlySpan<byte> rawHeader, ReadOnlySpan<byte> payload)
+    {
+        if (rawHeader.Length != VsockHeader.Size)
+            throw new ArgumentException($"a raw header is {VsockHeader.Size} bytes", nameof(rawHeader));
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            if (!TryPostTx(rawHeader, payload))
+                throw new InvalidOperationException("the TX ring is full; wait for WaitForTxDrainedAsync first");
+        }
+    }
+
+    /// <summary>A header from this guest (src = our CID) with the given fields, for <see cref="SendPacket(VsockHeader, ReadOnlySpan{byte})"/>.</summary>
+    public VsockHeader MakeHeader(ulong dstCid, uint srcPort, uint dstPort, VsockOp op, uint length = 0, uint flags = 0, uint? bufAlloc = null, uint fwdCnt = 0) =>
+        new(GuestCid, dstCid, srcPort, dstPort, length, VsockWire.TypeStream, (ushort)op, flags, bufAlloc ?? _options.BufAlloc, fwdCnt);
+
+    /// <summary>Waits until the device has returned every TX chain posted so far.</summary>
+    public async Task WaitForTxDrainedAsync(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            Task wait;
+            lock (_sync)
+            {
+                ThrowIfDisposed();
+                if (_tx.ChainsInFlight == 0)
+                    return;
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero)
+                    throw new TimeoutException($"{_tx.ChainsInFlight} TX chains still not returned by the device after {timeout.TotalMilliseconds:0} ms");
+                wait = _txSpace.Wait().WaitAsync(left);
+            }
+            try
+            {
+                await wait.ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // re-checked above
+            }
+        }
+    }
+
+    /// <summary>Signals the TX kick eventfd regardless of notification suppression (a spurious kick).</summary>
+    public void KickTx()
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            _txKicks++;
+            _txKick.Signal();
+        }
+    }
+}

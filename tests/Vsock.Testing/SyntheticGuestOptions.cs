@@ -1,0 +1,99 @@
+namespace Vsock.Testing;
+
+/// <summary>How the synthetic guest posts its RX buffers (the layouts Linux versions use).</summary>
+public enum RxLayout
+{
+    /// <summary>One device-writable descriptor holding header and data (Linux ≥ 6.2).</summary>
+    SingleDescriptor,
+    /// <summary>A 44-byte header descriptor chained to a data descriptor (Linux before 6.2).</summary>
+    TwoDescriptors,
+    /// <summary>The two-descriptor layout inside an indirect table (needs VIRTIO_RING_F_INDIRECT_DESC).</summary>
+    Indirect,
+}
+
+/// <summary>How the synthetic guest lays out TX packets.</summary>
+public enum TxLayout
+{
+    /// <summary>A 44-byte header descriptor, then one payload descriptor (Linux 6.1).</summary>
+    HeaderThenPayload,
+    /// <summary>Header and payload in one descriptor.</summary>
+    SingleDescriptor,
+    /// <summary>Header descriptor, then the payload split over several descriptors (Linux ≥ 6.17 non-linear skbs).</summary>
+    SplitPayload,
+}
+
+/// <summary>Knobs of a <see cref="SyntheticGuest"/>. Defaults are what QEMU 7.2 and a Linux guest do.</summary>
+public sealed record SyntheticGuestOptions
+{
+    public static SyntheticGuestOptions Default { get; } = new();
+
+    /// <summary>Guest RAM (one memfd region at GPA 0).</summary>
+    public long MemorySize { get; init; } = 64L << 20;
+
+    /// <summary>The VMM virtual address pretended for GPA 0.</summary>
+    public ulong UserAddress { get; init; } = 0x7f00_0000_0000;
+
+    /// <summary>SET_VRING_NUM for both rings (QEMU's vhost-user-vsock-pci uses 128).</summary>
+    public ushort QueueSize { get; init; } = 128;
+
+    /// <summary>Negotiate VIRTIO_RING_F_EVENT_IDX if the device offers it (QEMU 7.2 does).</summary>
+    public bool EventIdx { get; init; } = true;
+
+    public RxLayout RxLayout { get; init; } = RxLayout.SingleDescriptor;
+
+    /// <summary>Bytes per RX buffer: the whole descriptor (single layout) or the data descriptor (two descriptors / indirect).</summary>
+    public int RxBufferSize { get; init; } = 4096;
+
+    public TxLayout TxLayout { get; init; } = TxLayout.HeaderThenPayload;
+
+    /// <summary>Payload bytes per descriptor with <see cref="TxLayout.SplitPayload"/>.</summary>
+    public int TxFragmentSize { get; init; } = 4096;
+
+    /// <summary>Largest RW payload per packet (Linux: VIRTIO_VSOCK_MAX_PKT_BUF_SIZE, 64 KiB).</summary>
+    public int MaxPacketPayload { get; init; } = 64 * 1024;
+
+    /// <summary>buf_alloc advertised by every stream (Linux default 256 KiB).</summary>
+    public uint BufAlloc { get; init; } = 256 * 1024;
+
+    /// <summary>A CREDIT_UPDATE goes out when the free space last advertised falls below this (Linux: 64 KiB).</summary>
+    public uint CreditUpdateThreshold { get; init; } = 64 * 1024;
+
+    /// <summary>How long CloseAsync waits for the peer's RST before sending its own (Linux VSOCK_CLOSE_TIMEOUT: 8 s).</summary>
+    public TimeSpan CloseTimeout { get; init; } = TimeSpan.FromSeconds(8);
+
+    /// <summary>How long to wait for each vhost-user reply.</summary>
+    public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long to retry connecting while the back end's socket does not exist yet.</summary>
+    public TimeSpan SocketWaitTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// End the start sequence with a GET_FEATURES round trip (newer QEMU's barrier; QEMU 7.2 does not),
+    /// so <see cref="SyntheticGuest.Connect"/> returns only once the back end has processed it all.
+    /// </summary>
+    public bool SyncAfterStart { get; init; } = true;
+
+    /// <summary>Keep every RX packet (header and payload copy) in <see cref="SyntheticGuest.Received"/>. Benchmarks turn it off.</summary>
+    public bool RecordReceived { get; init; } = true;
+
+    /// <summary>First local port for guest-initiated connections (Linux allocates from 49152 upward... here deterministically).</summary>
+    public uint FirstEphemeralPort { get; init; } = 49152;
+
+    internal void Validate()
+    {
+        if (QueueSize == 0 || (QueueSize & (QueueSize - 1)) != 0 || QueueSize > 32768)
+            throw new ArgumentOutOfRangeException(nameof(QueueSize), "queue size must be a power of 2 up to 32768");
+        if (RxBufferSize < 64 || RxBufferSize > 1 << 20)
+            throw new ArgumentOutOfRangeException(nameof(RxBufferSize));
+        if (MaxPacketPayload < 1 || MaxPacketPayload > 1 << 20)
+            throw new ArgumentOutOfRangeException(nameof(MaxPacketPayload));
+        if (TxFragmentSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(TxFragmentSize));
+        if (TxLayout == TxLayout.SplitPayload && (MaxPacketPayload + TxFragmentSize - 1) / TxFragmentSize + 1 > QueueSize)
+            throw new ArgumentOutOfRangeException(nameof(TxFragmentSize), "a full packet would need more descriptors than the queue has");
+        if (RxLayout != RxLayout.SingleDescriptor && QueueSize < 2)
+            throw new ArgumentOutOfRangeException(nameof(QueueSize));
+        if (BufAlloc == 0)
+            throw new ArgumentOutOfRangeException(nameof(BufAlloc));
+    }
+}
