@@ -3,14 +3,17 @@ using Vsock.E2E.Tests.Rig;
 namespace Vsock.E2E.Tests;
 
 /// <summary>
-/// One host-run guest boot (<see cref="QemuGuestOptions.HostRoot"/>): the host's own dotnet runs
-/// tests/Vsock.InGuest's <c>vsock-selftest</c> on the guest kernel, so Vsock.Device.Interop.Vsock meets a
-/// real AF_VSOCK (vsock_loopback, CID 1); then a probe script checks the environment host commands get.
-/// The tests of <see cref="InGuestDotnetTests"/> each check one part of the finished console.
+/// One host-run guest boot (<see cref="QemuGuestOptions.HostRoot"/>) in which the host's own dotnet runs
+/// tests/Vsock.InGuest on the guest kernel, against a real AF_VSOCK (vsock_loopback, CID 1):
+/// <c>forward-selftest</c> (a <c>host,...</c> step of VT_RUN: the daemon's AF_VSOCK backend in process, driven by
+/// a synthetic guest), then <c>vsock-selftest</c> (VT_HOSTCMD: Vsock.Device.Interop.Vsock alone), then a probe
+/// script (VT_HOSTCMD_FILE) that checks the environment host commands get. The tests of
+/// <see cref="InGuestDotnetTests"/> each check one part of the finished console.
 /// </summary>
 public sealed class InGuestDotnetFixture : IAsyncLifetime
 {
     public const long Bytes = 1048576;
+    private const string BytesText = "1048576";
 
     private E2EScenario? scenario;
 
@@ -22,6 +25,8 @@ public sealed class InGuestDotnetFixture : IAsyncLifetime
     public string ScenarioDirectory => scenario?.Directory ?? "";
 
     public TimeSpan TimeToHostRoot { get; private set; }
+
+    public TimeSpan TimeToForwardResult { get; private set; }
 
     public TimeSpan TimeToResult { get; private set; }
 
@@ -44,11 +49,14 @@ public sealed class InGuestDotnetFixture : IAsyncLifetime
             {
                 HostRoot = true,
                 HostWorkingDirectory = RepoPaths.Root,
-                HostCommand = InGuestProgram.Command("vsock-selftest", "--bytes", Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                Run = InGuestProgram.Step("forward-selftest", "--bytes", BytesText),
+                HostCommand = InGuestProgram.Command("vsock-selftest", "--bytes", BytesText),
                 HostCommandFile = probe,
             });
             await Guest.WaitForMarkerAsync("HOSTROOT", null, E2ETimeouts.Boot);
             TimeToHostRoot = Guest.Elapsed;
+            await Guest.WaitForMarkerAsync("RESULT", "forward-selftest", E2ETimeouts.Transfer);
+            TimeToForwardResult = Guest.Elapsed;
             await Guest.WaitForMarkerAsync("RESULT", "vsock-selftest", E2ETimeouts.Transfer);
             TimeToResult = Guest.Elapsed;
             await Guest.WaitForMarkerAsync("DONE", null, E2ETimeouts.Step);

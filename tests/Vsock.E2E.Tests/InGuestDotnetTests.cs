@@ -23,9 +23,44 @@ public sealed class InGuestDotnetTests(InGuestDotnetFixture guest, ITestOutputHe
         Assert.Equal(Sha(InGuestDotnetFixture.Bytes, 1), result.Get("c2s_sha"));
         Assert.Equal(Sha(InGuestDotnetFixture.Bytes, 2), result.Get("s2c_sha"));
         output.WriteLine(guest.Guest.ConsoleText);
-        output.WriteLine($"QEMU start to host root: {guest.TimeToHostRoot.TotalSeconds:0.00} s; to the selftest result: "
-            + $"{guest.TimeToResult.TotalSeconds:0.00} s; to QEMU exit: {guest.TimeToExit.TotalSeconds:0.00} s; "
-            + $"selftest process: {guest.Markers("HOSTRUN").FirstOrDefault()?.Get("secs")} s");
+        var runs = guest.Markers("HOSTRUN").Select(r => r.Get("secs") + " s");
+        output.WriteLine($"QEMU start to host root: {guest.TimeToHostRoot.TotalSeconds:0.00} s; to the forward-selftest result: "
+            + $"{guest.TimeToForwardResult.TotalSeconds:0.00} s; to the vsock-selftest result: {guest.TimeToResult.TotalSeconds:0.00} s; "
+            + $"to QEMU exit: {guest.TimeToExit.TotalSeconds:0.00} s; host commands (forward, vsock, probe): {string.Join(", ", runs)}");
+    }
+
+    [Fact]
+    public void Forwarding_backend_carries_guest_streams_to_forward_cid_both_ways()
+    {
+        var result = guest.Single("RESULT", "forward-selftest");
+        Assert.Equal("1", result.Get("ok"));
+        Assert.Equal("3", result.Get("guest_cid"));
+        // The synthetic guest connected to CID 2; the daemon connected to forward-cid 1, whose listener
+        // exchanged seed 1 (to the host) and seed 2 (to the guest), each side half-closing to EOF.
+        Assert.Equal(Sha(InGuestDotnetFixture.Bytes, 1), result.Get("g2h_to_host_sha"));
+        Assert.Equal(Sha(InGuestDotnetFixture.Bytes, 2), result.Get("g2h_to_guest_sha"));
+        output.WriteLine(result.Line);
+    }
+
+    [Fact]
+    public void Forwarding_backend_carries_forward_listen_connections_into_the_guest()
+    {
+        var result = guest.Single("RESULT", "forward-selftest");
+        Assert.Equal("1", result.Get("ok"));
+        // A peer on CID 1 connected to the forward-listen port; the guest accepted it from CID 2 (checked in
+        // the guest) on a port allocated from 1024 up (docs/COMPATIBILITY.md).
+        Assert.True(result.GetLong("h2g_peer_port") >= 1024, result.Line);
+        Assert.Equal(Sha(InGuestDotnetFixture.Bytes, 3), result.Get("h2g_to_host_sha"));
+        Assert.Equal(Sha(InGuestDotnetFixture.Bytes, 4), result.Get("h2g_to_guest_sha"));
+    }
+
+    [Fact]
+    public void Forwarding_backend_refuses_a_guest_connect_nobody_listens_for_and_stays_clean()
+    {
+        var result = guest.Single("RESULT", "forward-selftest");
+        Assert.Equal("1", result.Get("ok"));
+        Assert.True(double.Parse(result.Get("refused_ms"), CultureInfo.InvariantCulture) < 3000, result.Line);
+        Assert.Equal("0", result.Get("violations"));
     }
 
     [Fact]
@@ -54,7 +89,7 @@ public sealed class InGuestDotnetTests(InGuestDotnetFixture guest, ITestOutputHe
     public void Every_host_command_reports_its_status_and_the_guest_powers_off()
     {
         var runs = guest.Markers("HOSTRUN");
-        Assert.Equal(["0", "0"], runs.Select(r => r.Get("rc")));
+        Assert.Equal(["0", "0", "0"], runs.Select(r => r.Get("rc")));
         Assert.Empty(guest.Markers("FAIL"));
         Assert.Equal("0", guest.Single("DONE", null).Get("failures"));
         Assert.True(guest.Guest.HasExited);

@@ -34,4 +34,7 @@ public static class InGuestProgram
 
     /// <summary>A <see cref="QemuGuestOptions.HostCommand"/> that runs <c>Vsock.InGuest &lt;arguments&gt;</c>.</summary>
     public static IReadOnlyList<string> Command(params string[] arguments) => [Dotnet, HostRoot.GuestPath(DllPath), .. arguments];
+
+    /// <summary>The same as a <see cref="QemuGuestOptions.Run"/> step (<c>host,dotnet,dll,arguments...</c>).</summary>
+    public static string Step(params string[] arguments) => "host," + string.Join(',', Command(arguments));
 }
