@@ -67,6 +67,69 @@ public sealed class RigTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Host_run_options_share_the_host_root_read_only_and_encode_the_command()
+    {
+        var image = new GuestImagePaths("/vmlinux", "/initrd", "test");
+        var args = new QemuGuestOptions
+        {
+            Image = image,
+            HostRoot = true,
+            HostCommand = ["/usr/bin/dotnet", "/work/x/Vsock.InGuest.dll", "vsock-selftest"],
+            HostCommandFile = "/tmp/vse2e-a/probe.sh",
+            HostWorkingDirectory = "/work/x",
+        }.BuildArguments();
+        Assert.Contains("local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap", args);
+        Assert.Contains("2048M", args);
+        var append = args[args.ToList().IndexOf("-append") + 1];
+        Assert.Contains(" VT_HOSTRUN=1", append, StringComparison.Ordinal);
+        Assert.Contains(" VT_HOSTCMD=/usr/bin/dotnet,/work/x/Vsock.InGuest.dll,vsock-selftest", append, StringComparison.Ordinal);
+        Assert.Contains(" VT_HOSTCMD_FILE=/tmp/vse2e-a/probe.sh", append, StringComparison.Ordinal);
+        Assert.Contains(" VT_HOSTCWD=/work/x", append, StringComparison.Ordinal);
+
+        var plain = new QemuGuestOptions { Image = image }.BuildArguments();
+        Assert.DoesNotContain("-virtfs", plain);
+        Assert.Contains("256M", plain);
+        Assert.Contains("1024M", new QemuGuestOptions { Image = image, HostRoot = true, MemoryMiB = 1024 }.BuildArguments());
+    }
+
+    [Fact]
+    public void Host_run_options_reject_what_the_guest_cannot_run()
+    {
+        var image = new GuestImagePaths("/vmlinux", "/initrd", "test");
+        var hostRun = new QemuGuestOptions { Image = image, HostRoot = true };
+        Assert.Throws<ArgumentException>(() => new QemuGuestOptions { Image = image, HostCommand = ["/bin/true"] }.BuildArguments());
+        Assert.Throws<ArgumentException>(() => new QemuGuestOptions { Image = image, HostWorkingDirectory = "/work" }.BuildArguments());
+        Assert.Throws<ArgumentException>(() => (hostRun with { HostCommand = [] }).BuildArguments());
+        Assert.Throws<ArgumentException>(() => (hostRun with { HostCommand = ["/bin/echo", "a,b"] }).BuildArguments());
+        Assert.Throws<ArgumentException>(() => (hostRun with { HostCommand = ["/bin/echo", "a b"] }).BuildArguments());
+        Assert.Throws<ArgumentException>(() => (hostRun with { HostCommand = ["/bin/echo", ""] }).BuildArguments());
+        Assert.Throws<ArgumentException>(() => (hostRun with { HostWorkingDirectory = "relative" }).BuildArguments());
+        Assert.Throws<ArgumentException>(() => (hostRun with { HostCommandFile = "/tmp/a b.sh" }).BuildArguments());
+    }
+
+    [Theory]
+    [InlineData("/tmp/vse2e-a/cmd.sh", "/run/host-tmp/vse2e-a/cmd.sh")]
+    [InlineData("/tmp", "/run/host-tmp")]
+    [InlineData("/work/repo/tests/x.dll", "/work/repo/tests/x.dll")]
+    [InlineData("/usr/share/dotnet/dotnet", "/usr/share/dotnet/dotnet")]
+    [InlineData("/tmpx/a", "/tmpx/a")]
+    [InlineData("/work/a/../b", "/work/b")]
+    public void Host_paths_map_to_where_a_host_run_guest_sees_them(string hostPath, string guestPath)
+    {
+        Assert.Equal(guestPath, HostRoot.GuestPath(hostPath));
+    }
+
+    [Theory]
+    [InlineData("/root/.dotnet/dotnet")]
+    [InlineData("/var/tmp/x")]
+    [InlineData("/run/user/0/x")]
+    [InlineData("/dev/shm/x")]
+    public void Host_paths_the_guest_covers_with_its_own_mounts_are_refused(string hostPath)
+    {
+        Assert.Throws<ArgumentException>(() => HostRoot.GuestPath(hostPath));
+    }
+
+    [Fact]
     public async Task Guest_image_build_is_cached()
     {
         var image = await GuestImage.GetAsync();

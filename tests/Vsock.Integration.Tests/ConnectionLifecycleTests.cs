@@ -142,4 +142,35 @@ public sealed class ConnectionLifecycleTests
         await Scenario.VmServesAsync(second, daemon[0].UdsPath!);
         Scenario.AssertClean(second);
     }
+
+    [Fact]
+    public async Task A_guest_driver_reset_closes_the_host_side_of_its_streams_and_the_vmm_stays()
+    {
+        await using var daemon = await DaemonHost.StartAsync();
+        await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var listener = guest.Listen(5000);
+        var (host, reply) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 5000, Scenario.Timeout);
+        using var _ = host;
+        Assert.Equal("OK 5000\n", reply);
+        await listener.AcceptAsync(cts.Token);
+
+        // What QEMU sends when the guest resets its device: disable both rings, then take them back.
+        Span<byte> state = stackalloc byte[8];
+        foreach (var ring in new uint[] { 0, 1 })
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(state, ring);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(state[4..], 0);
+            guest.SendRequest(18 /* SET_VRING_ENABLE */, state, default, needReply: false);
+        }
+        foreach (var ring in new uint[] { 0, 1 })
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(state, ring);
+            guest.SendRequest(11 /* GET_VRING_BASE */, state, default, needReply: false);
+            Assert.NotNull(guest.ReceiveReply());
+        }
+
+        Assert.True(await HostSide.WaitForCloseAsync(host, Scenario.Timeout), "the host socket stays open after the guest driver reset");
+        Assert.False(guest.WaitForVhostUserHangup(TimeSpan.FromMilliseconds(200)), "the VMM was disconnected");
+    }
 }

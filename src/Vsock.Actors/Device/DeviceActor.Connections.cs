@@ -144,15 +144,7 @@ public sealed partial class DeviceActor
             return;
         _connections.Remove(key);
         _log.Warning("connection {0} ended without closing its stream; resetting it", key);
-        EnqueueControl(new VsockHeader
-        {
-            SrcCid = key.LocalCid,
-            DstCid = _settings.GuestCid,
-            SrcPort = key.LocalPort,
-            DstPort = key.GuestPort,
-            Type = VsockType.Stream,
-            Op = VsockOp.Rst,
-        });
+        ResetGuestStream(key);
     }
 
     private void DropAllConnections(string reason)
@@ -168,15 +160,22 @@ public sealed partial class DeviceActor
         _keysByActor.Clear();
     }
 
-    /// <summary>RST in answer to <paramref name="packet"/>: the addresses swapped, no credit.</summary>
+    /// <summary>RST in answer to <paramref name="packet"/> (a packet our guest sent): the addresses swapped.</summary>
     private void ReplyRst(in VsockHeader packet) =>
-        EnqueueControl(new VsockHeader
-        {
-            SrcCid = packet.DstCid,
-            DstCid = packet.SrcCid,
-            SrcPort = packet.DstPort,
-            DstPort = packet.SrcPort,
-            Type = packet.Type,
-            Op = VsockOp.Rst,
-        });
+        EnqueueControl(Rst(packet.DstCid, packet.DstPort, packet.SrcCid, packet.SrcPort, packet.Type));
+
+    /// <summary>RST to our guest for the stream <paramref name="key"/>, from its peer end.</summary>
+    private void ResetGuestStream(ConnectionKey key) =>
+        EnqueueControl(Rst(key.LocalCid, key.LocalPort, _settings.GuestCid, key.GuestPort));
+
+    /// <summary>An RST from (srcCid, srcPort) to (dstCid, dstPort); it carries no credit.</summary>
+    private static VsockHeader Rst(ulong srcCid, uint srcPort, ulong dstCid, uint dstPort, ushort type = VsockType.Stream) => new()
+    {
+        SrcCid = srcCid,
+        DstCid = dstCid,
+        SrcPort = srcPort,
+        DstPort = dstPort,
+        Type = type,
+        Op = VsockOp.Rst,
+    };
 }

@@ -63,7 +63,7 @@ public sealed partial class DeviceActor
                     _settings.GuestCid, h.Len, h.DstCid, key);
                 _siblingStreams.Remove(key);
                 ReplyRst(h);
-                SendRstToSibling(h);
+                SendRstToSibling(key);
                 return;
             }
             stream.TxCnt = unchecked(stream.TxCnt + h.Len);
@@ -86,7 +86,7 @@ public sealed partial class DeviceActor
         {
             Release(message);
             if (h.Op != VsockOp.Rst)
-                SendRstToSibling(Swap(h));
+                SendRstToSibling(key);
             return;
         }
         _siblingStreams.TryGetValue(key, out var stream);
@@ -104,7 +104,7 @@ public sealed partial class DeviceActor
                 {
                     // Our guest's side of this stream is gone (its VMM restarted, say): tell the sender.
                     Release(message);
-                    SendRstToSibling(Swap(h));
+                    SendRstToSibling(key);
                     return;
                 }
                 break;
@@ -145,15 +145,7 @@ public sealed partial class DeviceActor
         foreach (var key in _siblingStreams.Keys.Where(k => k.LocalCid == cid).ToList())
         {
             _siblingStreams.Remove(key);
-            EnqueueControl(new VsockHeader
-            {
-                SrcCid = key.LocalCid,
-                DstCid = _settings.GuestCid,
-                SrcPort = key.LocalPort,
-                DstPort = key.GuestPort,
-                Type = VsockType.Stream,
-                Op = VsockOp.Rst,
-            });
+            ResetGuestStream(key);
         }
     }
 
@@ -166,27 +158,9 @@ public sealed partial class DeviceActor
         _groupRouter.Tell(new SiblingGuestReset(_settings.GuestCid), Self);
     }
 
-    /// <summary>An RST from our side of a stream, addressed by <paramref name="fromGuest"/> (a header our guest sent).</summary>
-    private void SendRstToSibling(in VsockHeader fromGuest) =>
-        _groupRouter.Tell(new SiblingPacket(new VsockHeader
-        {
-            SrcCid = fromGuest.SrcCid,
-            DstCid = fromGuest.DstCid,
-            SrcPort = fromGuest.SrcPort,
-            DstPort = fromGuest.DstPort,
-            Type = VsockType.Stream,
-            Op = VsockOp.Rst,
-        }, null), Self);
-
-    private static VsockHeader Swap(in VsockHeader h) => new()
-    {
-        SrcCid = h.DstCid,
-        DstCid = h.SrcCid,
-        SrcPort = h.DstPort,
-        DstPort = h.SrcPort,
-        Type = h.Type,
-        Op = h.Op,
-    };
+    /// <summary>An RST to the sibling end of a stream, sent as our guest's end (src = our guest).</summary>
+    private void SendRstToSibling(ConnectionKey key) =>
+        _groupRouter.Tell(new SiblingPacket(Rst(_settings.GuestCid, key.GuestPort, key.LocalCid, key.LocalPort), null), Self);
 
     private static void Release(SiblingPacket message)
     {

@@ -13,6 +13,7 @@ public sealed partial class DeviceActor
     private VhostUserReader? _reader;
     private VhostUserSession? _session;
     private VsockBackend? _backend;
+    private bool _driverRunning;
     private readonly byte[] _reply = new byte[VhostUserCodec.HeaderSize + VhostUserCodec.MaxPayloadSize];
 
     /// <summary>A VMM whose request is half sent for this long is treated as broken and disconnected.</summary>
@@ -83,12 +84,21 @@ public sealed partial class DeviceActor
             return;
         }
         _waiter!.Modify(_vmm.Fd, EpollEvents.In | EpollEvents.OneShot, VmmConnectionToken);
-        // A request may have started the rings while the guest already queued work.
-        if (_backend is { IsRunning: true })
+        var running = _backend is { IsRunning: true };
+        if (running)
         {
+            // A request may have started the rings while the guest already queued work.
             RunTx();
             ScheduleRx();
         }
+        else if (_driverRunning)
+        {
+            // The driver stopped (guest reset, reboot or shutdown: rings disabled and stopped). The
+            // guest forgets its sockets, so ours go too; the VMM itself stays connected.
+            DropAllConnections("the guest driver stopped");
+            ResetSiblingStreams();
+        }
+        _driverRunning = running;
     }
 
     /// <summary>Drops the VMM and everything that belonged to its guest; the listener stays for the next VMM.</summary>
@@ -108,5 +118,6 @@ public sealed partial class DeviceActor
         _session = null;
         _backend = null;
         _rxScheduled = false;
+        _driverRunning = false;
     }
 }

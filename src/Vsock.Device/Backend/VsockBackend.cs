@@ -54,11 +54,11 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
 
     public ulong GuestCid { get; }
     public ulong Features => OfferedFeatures;
-    public ulong ProtocolFeatures { get; init; } =
-        (1UL << VhostUserProtocolFeatures.Mq) |
-        (1UL << VhostUserProtocolFeatures.Config) |
-        (1UL << VhostUserProtocolFeatures.ReplyAck) |
-        (1UL << VhostUserProtocolFeatures.ResetDevice);
+    /// <summary>
+    /// Everything the session implements: MQ, CONFIG (QEMU's vhost-user-vsock requires it), REPLY_ACK,
+    /// RESET_DEVICE, CONFIGURE_MEM_SLOTS (ADD/REM_MEM_REG) and STATUS.
+    /// </summary>
+    public ulong ProtocolFeatures { get; init; } = VhostUserSession.SupportedProtocolFeatures;
     public int QueueCount => 3;
     public int MaxQueueSize { get; }
     public ReadOnlySpan<byte> ConfigSpace => _config;

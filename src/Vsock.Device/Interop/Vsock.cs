@@ -131,11 +131,19 @@ public static class Vsock
     /// <summary>
     /// Hands a connected vsock fd to a <see cref="Socket"/>, which owns it from then on:
     /// <paramref name="connected"/> is left closed-without-closing and must not be used again.
+    /// The fd is made blocking first, so both the synchronous and the async calls of the Socket work.
     /// </summary>
     public static Socket ToSocket(SafeFileHandle connected)
     {
         ArgumentNullException.ThrowIfNull(connected);
         ObjectDisposedException.ThrowIf(connected.IsClosed, connected);
+        // Socket(SafeSocketHandle) reads O_NONBLOCK as "the owner set Blocking = false" but leaves its
+        // Blocking property true, and in that state every synchronous Send/Receive throws
+        // InvalidOperationException ("Cannot block a call on this socket while an earlier asynchronous
+        // call is in progress"; seen in a guest with the fds Accept and ConnectNonBlocking return). A
+        // blocking fd is what a Socket starts from anyway: its first async call makes the fd non-blocking
+        // and synchronous calls are emulated from then on.
+        ClearNonBlocking(connected);
         var fd = connected.DangerousGetHandle();
         connected.SetHandleAsInvalid(); // ownership moves to the SafeSocketHandle below
         var socketHandle = new SafeSocketHandle(fd, ownsHandle: true);
@@ -148,6 +156,15 @@ public static class Vsock
             socketHandle.Dispose();
             throw;
         }
+    }
+
+    private static void ClearNonBlocking(SafeFileHandle socket)
+    {
+        var flags = Libc.Fcntl(socket, Libc.F_GETFL, 0);
+        if (flags < 0)
+            throw LinuxException.FromLastError("fcntl F_GETFL");
+        if ((flags & Libc.O_NONBLOCK) != 0 && Libc.Fcntl(socket, Libc.F_SETFL, flags & ~Libc.O_NONBLOCK) != 0)
+            throw LinuxException.FromLastError("fcntl F_SETFL");
     }
 
     private static SafeFileHandle NewSocket()

@@ -57,6 +57,41 @@ public sealed class VsockTests
     }
 
     [Fact]
+    public async Task ToSocket_of_a_non_blocking_fd_serves_synchronous_and_async_calls()
+    {
+        // Accept and ConnectNonBlocking hand out O_NONBLOCK fds; a Socket wrapped around one as it was
+        // threw InvalidOperationException on every synchronous call (found in a guest, vsock-selftest).
+        var (a, b) = UnixSocket.Pair();
+        using (a)
+        {
+            b.SetNonBlocking(true);
+            using var socket = VsockApi.ToSocket(b.Handle);
+            Assert.True(socket.Blocking);
+            var buffer = new byte[16];
+
+            // A synchronous Receive that has to wait, then a synchronous Send.
+            var late = Task.Run(async () =>
+            {
+                await Task.Delay(50);
+                a.Send("late"u8);
+            });
+            Assert.Equal(4, socket.Receive(buffer));
+            await late;
+            Assert.Equal(2, socket.Send("ok"u8));
+            Assert.Equal(2, a.Receive(buffer, null));
+
+            // Async calls, then synchronous ones again on the same Socket.
+            var pending = socket.ReceiveAsync(buffer.AsMemory(), SocketFlags.None).AsTask();
+            a.Send("async"u8);
+            Assert.Equal(5, await pending);
+            Assert.Equal(3, await socket.SendAsync("abc"u8.ToArray(), SocketFlags.None));
+            Assert.Equal(3, a.Receive(buffer, null));
+            a.Send("sync"u8);
+            Assert.Equal(4, socket.Receive(buffer));
+        }
+    }
+
+    [Fact]
     public void ToSocket_refuses_a_closed_handle()
     {
         var (a, b) = UnixSocket.Pair();

@@ -22,4 +22,21 @@ internal sealed class TestFds
     public int StillOpen => _opened.Count(fd => !fd.IsClosed);
 
     public static int ProcessFdCount() => Directory.GetFiles("/proc/self/fd").Length;
+
+    /// <summary>
+    /// Open fds of the kinds the tests hand to a session (/dev/null here, memfds, eventfds). Unlike the raw
+    /// count it ignores fds the runtime opens lazily for itself (its socket engine's epoll, for one).
+    /// </summary>
+    public static int SessionKindFdCount() => Directory.GetFiles("/proc/self/fd").Count(fd =>
+    {
+        try
+        {
+            var target = new FileInfo(fd).LinkTarget ?? "";
+            return target == "/dev/null" || target.StartsWith("/memfd:", StringComparison.Ordinal) || target == "anon_inode:[eventfd]";
+        }
+        catch (IOException)
+        {
+            return false; // closed while we looked
+        }
+    });
 }

@@ -25,7 +25,7 @@ public sealed class VhostUserFuzzTests(ITestOutputHelper output)
     {
         GC.Collect();
         GC.WaitForPendingFinalizers(); // no other test's stray handle gets finalized during the count
-        var fdsBefore = TestFds.ProcessFdCount();
+        var fdsBefore = TestFds.SessionKindFdCount();
 
         var random = new Random(0x5eed);
         var fds = new TestFds();
@@ -87,7 +87,7 @@ public sealed class VhostUserFuzzTests(ITestOutputHelper output)
         output.WriteLine($"{fed} messages fed, {handled} handled, {ringStarts} ring starts, {cleanEnds} clean ends; errors: {string.Join(", ", errors)}");
 
         Assert.Equal(0, fds.StillOpen);
-        Assert.Equal(fdsBefore, TestFds.ProcessFdCount());
+        Assert.Equal(fdsBefore, TestFds.SessionKindFdCount());
         // The run went deep, not just bouncing off headers.
         Assert.True(handled > MessagesToFeed / 2, $"only {handled} messages reached the session");
         Assert.True(ringStarts > 1000, $"only {ringStarts} ring starts");

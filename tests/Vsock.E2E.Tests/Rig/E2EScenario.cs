@@ -52,18 +52,21 @@ public sealed class E2EScenario : IAsyncDisposable
     /// Boots a guest; with <paramref name="vhostSocket"/> it gets a vhost-user-vsock-pci device on that socket.
     /// <paramref name="lifetime"/> bounds how long QEMU may run (default <see cref="QemuGuestOptions.Lifetime"/>).
     /// </summary>
-    public QemuGuest StartGuest(string name, string? vhostSocket, string run, bool console = false, TimeSpan? lifetime = null)
-    {
-        var options = new QemuGuestOptions
+    public QemuGuest StartGuest(string name, string? vhostSocket, string run, bool console = false, TimeSpan? lifetime = null) =>
+        StartGuest(name, options =>
         {
-            Image = Image,
-            Name = name,
-            VhostUserSocket = vhostSocket,
-            Run = run,
-            Console = console,
-            ExtraDiagnostics = DaemonLogs,
-        };
-        var guest = QemuGuest.Start(lifetime is { } limit ? options with { Lifetime = limit } : options);
+            options = options with { VhostUserSocket = vhostSocket, Run = run, Console = console };
+            return lifetime is { } limit ? options with { Lifetime = limit } : options;
+        });
+
+    /// <summary>
+    /// Boots a guest with options of the caller's choosing (host-run guests, for instance: <see cref="QemuGuestOptions.HostRoot"/>);
+    /// <paramref name="configure"/> starts from this scenario's image, the name and the daemon logs as diagnostics.
+    /// </summary>
+    public QemuGuest StartGuest(string name, Func<QemuGuestOptions, QemuGuestOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        var guest = QemuGuest.Start(configure(new QemuGuestOptions { Image = Image, Name = name, ExtraDiagnostics = DaemonLogs }));
         lock (gate)
         {
             guests.Add(guest);

@@ -23,7 +23,32 @@ public sealed record QemuGuestOptions
     /// </summary>
     public string? VhostUserSocket { get; init; }
 
-    public int MemoryMiB { get; init; } = 256;
+    /// <summary>Guest RAM; null means 256 MiB, or 2048 MiB with <see cref="HostRoot"/> (.NET and its tmpfs need room).</summary>
+    public int? MemoryMiB { get; init; }
+
+    /// <summary>
+    /// Share the host's root read-only over virtio-9p (VT_HOSTRUN=1): the guest mounts it, prepares it for
+    /// chroot and can run the host's own programs, its .NET included, on the guest kernel (and its AF_VSOCK).
+    /// Host paths as the guest sees them: <see cref="HostRoot.GuestPath"/>.
+    /// </summary>
+    public bool HostRoot { get; init; }
+
+    /// <summary>
+    /// A program and its arguments to run inside the host root after <see cref="Run"/> (VT_HOSTCMD); it ends
+    /// with <c>VSOCKTEST HOSTRUN rc=N</c>. Words cannot contain spaces, ',' or quotes. Needs <see cref="HostRoot"/>.
+    /// </summary>
+    public IReadOnlyList<string>? HostCommand { get; init; }
+
+    /// <summary>
+    /// A shell script on the host (host path; /tmp is fine: the guest copies it before hiding /tmp) that the
+    /// host's /bin/sh runs inside the host root after <see cref="HostCommand"/> (VT_HOSTCMD_FILE). Needs <see cref="HostRoot"/>.
+    /// </summary>
+    public string? HostCommandFile { get; init; }
+
+    /// <summary>Working directory of host commands (VT_HOSTCWD, a path inside the host root); default /.</summary>
+    public string? HostWorkingDirectory { get; init; }
+
+    public int EffectiveMemoryMiB => MemoryMiB ?? (HostRoot ? 2048 : 256);
 
     /// <summary>Hard limit on the guest's life; QEMU is killed when it expires.</summary>
     public TimeSpan Lifetime { get; init; } = TimeSpan.FromMinutes(3);
@@ -48,16 +73,21 @@ public sealed record QemuGuestOptions
         {
             throw new ArgumentException($"QEMU option values cannot contain ',': '{VhostUserSocket}'");
         }
+        ValidateHostRun();
         var append = "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off i8042.noaux i8042.nokbd i8042.nopnp"
             + $" VT_TIMEOUT={ProgramTimeoutSeconds}"
             + (Console ? " VT_CONSOLE=1" : "")
+            + (HostRoot ? " VT_HOSTRUN=1" : "")
+            + (HostWorkingDirectory is not null ? $" VT_HOSTCWD={HostWorkingDirectory}" : "")
+            + (HostCommand is not null ? $" VT_HOSTCMD={string.Join(',', HostCommand)}" : "")
+            + (HostCommandFile is not null ? $" VT_HOSTCMD_FILE={HostCommandFile}" : "")
             + (Run.Length > 0 ? $" VT_RUN={Run}" : "");
         // x86 kernels keep 2048 bytes of command line; a longer one would be cut silently.
         if (append.Length >= 2048)
         {
             throw new ArgumentException("kernel command line too long; use Console steps instead of a long Run");
         }
-        var mem = $"{MemoryMiB}M";
+        var mem = $"{EffectiveMemoryMiB}M";
         List<string> args =
         [
             "-machine", "q35,accel=tcg,memory-backend=mem0",
@@ -78,6 +108,38 @@ public sealed record QemuGuestOptions
         {
             args.AddRange(["-chardev", $"socket,id=char0,path={VhostUserSocket}", "-device", "vhost-user-vsock-pci,chardev=char0"]);
         }
+        if (HostRoot)
+        {
+            // Read-only, so nothing in the guest can change the host; multidevs=remap keeps inode numbers of
+            // different host filesystems apart. The guest mounts it with cache=loose (init.sh).
+            args.AddRange(["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"]);
+        }
         return args;
+    }
+
+    private void ValidateHostRun()
+    {
+        if (!HostRoot && (HostCommand is not null || HostCommandFile is not null || HostWorkingDirectory is not null))
+        {
+            throw new ArgumentException("HostCommand, HostCommandFile and HostWorkingDirectory need HostRoot = true");
+        }
+        if (HostCommand is { Count: 0 })
+        {
+            throw new ArgumentException("HostCommand is empty");
+        }
+        foreach (var word in HostCommand ?? [])
+        {
+            if (word.Length == 0 || word.IndexOfAny([' ', ',', '"', '\'', '\t', '\n']) >= 0)
+            {
+                throw new ArgumentException($"a HostCommand word cannot be empty or contain spaces, ',' or quotes: '{word}'");
+            }
+        }
+        foreach (var path in new[] { HostCommandFile, HostWorkingDirectory })
+        {
+            if (path is not null && (!path.StartsWith('/') || path.IndexOfAny([' ', '"', '\'', '\t', '\n']) >= 0))
+            {
+                throw new ArgumentException($"host paths must be absolute, without spaces or quotes: '{path}'");
+            }
+        }
     }
 }

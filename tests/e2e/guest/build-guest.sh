@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the end-to-end test guest: an uncompressed Debian 12 kernel (vmlinux, which QEMU boots via PVH,
 # ~2.5 s faster than the bzImage under TCG) and an initramfs with busybox-static, the virtio/vsock modules,
-# the static guest program vsock-test and /init.
+# the virtio-9p modules (loaded only by host-run guests, VT_HOSTRUN=1), the static guest program vsock-test
+# and /init.
 #
 # Usage: tests/e2e/guest/build-guest.sh
 #   VSOCK_GUEST_CACHE   output/cache directory (default: <repo>/.cache/guest)
@@ -28,6 +29,15 @@ MODULES=(
     net/vmw_vsock/vmw_vsock_virtio_transport_common
     net/vmw_vsock/vmw_vsock_virtio_transport
     net/vmw_vsock/vsock_loopback
+)
+# Host-run guests (init.sh, VT_HOSTRUN=1) mount the host's root over virtio-9p to run the host's .NET;
+# loaded after the modules above, in this order, and only then (they cost boot time the other guests need not pay).
+HOSTRUN_MODULES=(
+    fs/netfs/netfs
+    fs/fscache/fscache
+    net/9p/9pnet
+    net/9p/9pnet_virtio
+    fs/9p/9p
 )
 # qemu-system-x86 is not used here but by every consumer of the image; busybox-static also writes the cpio.
 PACKAGES=(qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev xz-utils)
@@ -129,9 +139,39 @@ extract_vmlinux() {
     die "no ELF kernel found inside $img (unsupported compression?)"
 }
 
-# Fills $1/vmlinux, $1/modules/<name>.ko, $1/load-order and $1/release from the kernel package.
+# copy_modules MODDIR RELEASE OUT LISTNAME MODULE...: decompresses each module that is not built in to
+# OUT/modules/<name>.ko and appends its name to OUT/LISTNAME (the load order init.sh follows).
+copy_modules() {
+    local moddir=$1 release=$2 out=$3 list=$4 m name file ext builtin
+    shift 4
+    builtin="$moddir/modules.builtin"
+    : >"$out/$list"
+    for m in "$@"; do
+        name=${m##*/}
+        if [ -f "$builtin" ] && grep -qx "kernel/$m.ko" "$builtin"; then
+            log "module $name is built into $release"
+            continue
+        fi
+        file=""
+        for ext in .ko .ko.xz .ko.zst .ko.gz; do
+            [ -f "$moddir/kernel/$m$ext" ] && { file="$moddir/kernel/$m$ext"; break; }
+        done
+        [ -n "$file" ] || die "module $m is neither built in nor shipped in $KPKG"
+        # busybox insmod cannot read compressed modules.
+        case "$file" in
+            *.xz) xz -dc "$file" ;;
+            *.zst) command -v zstd >/dev/null || die "zstd needed for $file"; zstd -qdc "$file" ;;
+            *.gz) gzip -dc "$file" ;;
+            *) cat "$file" ;;
+        esac >"$out/modules/$name.ko"
+        echo "$name" >>"$out/$list"
+    done
+}
+
+# Fills $1/vmlinux, $1/modules/<name>.ko, $1/load-order, $1/load-order-hostrun and $1/release from the
+# kernel package.
 build_kernel_dir() {
-    local dir=$1 debs="$CACHE/debs" deb work release m name builtin file
+    local dir=$1 debs="$CACHE/debs" deb work release
     mkdir -p "$debs"
     deb=$(ls "$debs/${KPKG}_${KVER//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)
     if [ -z "$deb" ]; then
@@ -154,7 +194,8 @@ build_kernel_dir() {
     # Only the kernel image and the few modules we load; the whole package unpacks to ~400 MB.
     dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work" --wildcards \
         './boot/vmlinuz-*' '*/modules/*/modules.builtin' \
-        '*/kernel/drivers/virtio/*' '*/kernel/net/vmw_vsock/*'
+        '*/kernel/drivers/virtio/*' '*/kernel/net/vmw_vsock/*' \
+        '*/kernel/fs/netfs/*' '*/kernel/fs/fscache/*' '*/kernel/net/9p/*' '*/kernel/fs/9p/*'
     local vmlinuz
     vmlinuz=$(ls "$work"/boot/vmlinuz-* | head -n1)
     release=${vmlinuz##*/vmlinuz-}
@@ -164,28 +205,8 @@ build_kernel_dir() {
 
     mkdir -p "$work/out/modules"
     extract_vmlinux "$vmlinuz" "$work/out/vmlinux"
-    : >"$work/out/load-order"
-    builtin="$moddir/modules.builtin"
-    for m in "${MODULES[@]}"; do
-        name=${m##*/}
-        if [ -f "$builtin" ] && grep -qx "kernel/$m.ko" "$builtin"; then
-            log "module $name is built into $release"
-            continue
-        fi
-        file=""
-        for ext in .ko .ko.xz .ko.zst .ko.gz; do
-            [ -f "$moddir/kernel/$m$ext" ] && { file="$moddir/kernel/$m$ext"; break; }
-        done
-        [ -n "$file" ] || die "module $m is neither built in nor shipped in $KPKG"
-        # busybox insmod cannot read compressed modules.
-        case "$file" in
-            *.xz) xz -dc "$file" ;;
-            *.zst) command -v zstd >/dev/null || die "zstd needed for $file"; zstd -qdc "$file" ;;
-            *.gz) gzip -dc "$file" ;;
-            *) cat "$file" ;;
-        esac >"$work/out/modules/$name.ko"
-        echo "$name" >>"$work/out/load-order"
-    done
+    copy_modules "$moddir" "$release" "$work/out" load-order "${MODULES[@]}"
+    copy_modules "$moddir" "$release" "$work/out" load-order-hostrun "${HOSTRUN_MODULES[@]}"
     echo "$release" >"$work/out/release"
     rm -rf "$dir"
     mv "$work/out" "$dir"
@@ -206,7 +227,7 @@ build_initramfs() {
     done
     install -m 0755 "$HERE/init.sh" "$root/init"
     cp "$kdir"/modules/*.ko "$root/lib/modules/" 2>/dev/null || true
-    cp "$kdir/load-order" "$root/lib/modules/load-order"
+    cp "$kdir/load-order" "$kdir/load-order-hostrun" "$root/lib/modules/"
     (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | "$root/bin/busybox" cpio -o -H newc 2>/dev/null) \
         | gzip -9 >"$out.tmp"
     mv "$out.tmp" "$out"

@@ -13,7 +13,23 @@
 #                  "@ID step" (words separated by ',' or ' '); each answered by "VSOCKTEST STEP ID rc=N".
 #                  A line "poweroff" ends the session.
 #   VT_TIMEOUT=N   seconds each vsock-test process may run (default 120, 0 = unlimited).
-#   VT_SHELL=1     drop to an interactive shell on the console instead (debugging by hand).
+#   VT_SHELL=1     drop to an interactive shell on the console instead (debugging by hand; with
+#                  VT_HOSTRUN=1 the host root is ready under /mnt/host first).
+#
+# Host-run guests run the host's own programs (its .NET) on the guest's kernel, so AF_VSOCK code is
+# exercised for real without ever touching the host's vsock:
+#   VT_HOSTRUN=1   load the 9p modules, mount the host's root read-only (virtio-9p tag "hostroot", see
+#                  QemuGuestOptions.HostRoot) on /mnt/host and prepare it for chroot: the guest's own proc,
+#                  sys, devtmpfs, devpts and tmpfs on dev/shm, tmp, run, var/tmp, root. The tmpfs hides the
+#                  host's /tmp, which stays readable at /run/host-tmp. Marker: VSOCKTEST HOSTROOT uptime=S.
+#                  Then a step "host,PROG,ARG..." (also as bg:host,...) runs PROG inside the chroot, and
+#   VT_HOSTCMD=PROG,ARG,...   runs after VT_RUN (words separated by ',');
+#   VT_HOSTCMD_FILE=/path     a script on the host (path as the host sees it), run by the host's /bin/sh
+#                             after VT_RUN and VT_HOSTCMD; it is copied before the tmpfs hides /tmp.
+#   VT_HOSTCWD=/dir           working directory of host commands (default /).
+#   Host commands get a clean environment (PATH, HOME=/tmp, DOTNET_CLI_HOME=/tmp, DOTNET_NOLOGO=1,
+#   DOTNET_CLI_TELEMETRY_OPTOUT=1), run under VT_TIMEOUT, and each ends with
+#   VSOCKTEST HOSTRUN rc=N secs=S (a non-zero rc also counts as a failure).
 # Markers on the console: VSOCKTEST BOOTED, the program's READY/RESULT/FAIL lines,
 # VSOCKTEST DONE failures=N; then the guest powers off (QEMU runs with -no-reboot).
 
@@ -39,6 +55,64 @@ while read -r module; do
 done </lib/modules/load-order
 
 echo "VSOCKTEST BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
+
+HOST=/mnt/host
+host_ready=0
+
+# The host root, made fit to chroot into: nothing of the host's /dev, /proc or /tmp is used, and
+# everything a program writes goes to the guest's tmpfs (the 9p mount is read-only).
+mount_host_root() {
+    while read -r module; do
+        [ -n "$module" ] || continue
+        insmod "/lib/modules/$module.ko" || { note_fail "insmod $module"; return 1; }
+    done </lib/modules/load-order-hostrun
+    mkdir -p "$HOST"
+    # cache=loose: 4-5x faster .NET start-up than the default (measured); the host files do not change meanwhile.
+    mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=524288,cache=loose hostroot "$HOST" \
+        || { note_fail "mount 9p hostroot (QEMU needs -virtfs ...,mount_tag=hostroot)"; return 1; }
+    mount -t proc proc "$HOST/proc" &&
+        mount -t sysfs sysfs "$HOST/sys" &&
+        mount -t devtmpfs devtmpfs "$HOST/dev" &&
+        mkdir -p "$HOST/dev/pts" "$HOST/dev/shm" &&
+        mount -t devpts devpts "$HOST/dev/pts" &&
+        mount -t tmpfs tmpfs "$HOST/dev/shm" &&
+        mount -t tmpfs tmpfs "$HOST/run" &&
+        mkdir -p "$HOST/run/host-tmp" "$HOST/run/vsocktest" &&
+        mount -o bind "$HOST/tmp" "$HOST/run/host-tmp" || { note_fail "mounts inside the host root"; return 1; }
+    if [ -n "$VT_HOSTCMD_FILE" ]; then
+        cp "$HOST$VT_HOSTCMD_FILE" "$HOST/run/vsocktest/cmd.sh" \
+            || { note_fail "VT_HOSTCMD_FILE $VT_HOSTCMD_FILE not readable"; return 1; }
+    fi
+    mount -t tmpfs tmpfs "$HOST/tmp" &&
+        mount -t tmpfs tmpfs "$HOST/var/tmp" &&
+        mount -t tmpfs tmpfs "$HOST/root" || { note_fail "tmpfs mounts inside the host root"; return 1; }
+    host_ready=1
+    echo "VSOCKTEST HOSTROOT uptime=$(cut -d' ' -f1 /proc/uptime)"
+}
+
+# run_host PROG ARG... : runs PROG inside the host root; prints VSOCKTEST HOSTRUN and returns its status.
+run_host() {
+    if [ "$host_ready" != "1" ]; then
+        note_fail "host command '$*' without a host root (VT_HOSTRUN=1)"
+        return 1
+    fi
+    start=$(cut -d' ' -f1 /proc/uptime)
+    limit=""
+    [ "${VT_TIMEOUT:-120}" != "0" ] && limit="timeout -k 5 ${VT_TIMEOUT:-120}"
+    # shellcheck disable=SC2086 # $limit is empty or three words
+    $limit env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        HOME=/tmp DOTNET_CLI_HOME=/tmp DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 TERM=dumb \
+        /bin/chroot "$HOST" /bin/sh -c 'cd "$1" || exit 125; shift; exec "$@"' vt-hostrun "${VT_HOSTCWD:-/}" "$@"
+    rc=$?
+    secs=$(awk -v a="$start" '{ printf "%.2f", $1 - a }' /proc/uptime)
+    echo "VSOCKTEST HOSTRUN rc=$rc secs=$secs"
+    [ "$rc" -eq 0 ] || note_fail "host '$*' rc=$rc"
+    return $rc
+}
+
+if [ "$VT_HOSTRUN" = "1" ]; then
+    mount_host_root
+fi
 
 if [ "$VT_SHELL" = "1" ]; then
     setsid cttyhack sh
@@ -76,6 +150,11 @@ wait_background() {
 run_step() {
     case "$1" in
         "") return 0 ;;
+        bg:host)
+            shift
+            run_host "$@" &
+            bg_pids="$bg_pids $!"
+            return 0 ;;
         bg:*)
             first=${1#bg:}
             shift
@@ -85,6 +164,7 @@ run_step() {
         wait-ready) wait_ready "$2"; return ;;
         wait) wait_background; return ;;
         sleep) sleep "$2"; return ;;
+        host) shift; run_host "$@"; return ;;
         *)
             /bin/vsock-test "$@"
             rc=$?
@@ -105,6 +185,17 @@ for step in $VT_RUN; do
     IFS=';'
 done
 IFS=$old_ifs
+
+if [ -n "$VT_HOSTCMD" ]; then
+    IFS=','
+    # shellcheck disable=SC2086 # word splitting on ',' is the point
+    set -- $VT_HOSTCMD
+    IFS=$old_ifs
+    run_host "$@"
+fi
+if [ -n "$VT_HOSTCMD_FILE" ] && [ "$host_ready" = "1" ]; then
+    run_host /bin/sh /run/vsocktest/cmd.sh
+fi
 
 if [ "$VT_CONSOLE" = "1" ]; then
     # Commands typed into the serial port must not be echoed back into the marker stream.

@@ -1,0 +1,3 @@
+using Vsock.InGuest;
+
+return await InGuestProgram.RunAsync(args);
