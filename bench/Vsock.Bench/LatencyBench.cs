@@ -93,6 +93,46 @@ internal static class LatencyBench
         }
     }
 
+    /// <summary>The physical reference: the same ping-pong over one unix socket pair, an echo thread and a client thread.</summary>
+    public static async Task<LatencyResult> ReferenceAsync(string directory, int warmup, int samples)
+    {
+        var path = Path.Combine(directory, "ref-latency.sock");
+        File.Delete(path);
+        using var listener = HostSockets.NewUnix();
+        listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+        using var client = HostSockets.NewUnix();
+        client.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+        using var server = listener.Accept();
+        var total = warmup + samples;
+        var echo = HostSockets.RunThread("ref-echo", () =>
+        {
+            var message = new byte[MessageSize];
+            for (var i = 0; i < total; i++)
+            {
+                HostSockets.ReceiveExactly(server, message);
+                server.Send(message);
+            }
+        });
+        var times = new long[samples];
+        var run = HostSockets.RunThread("ref-client", () =>
+        {
+            var request = HostSockets.Pattern(MessageSize);
+            var reply = new byte[MessageSize];
+            for (var i = 0; i < total; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                client.Send(request);
+                HostSockets.ReceiveExactly(client, reply);
+                if (i >= warmup)
+                    times[i - warmup] = Stopwatch.GetTimestamp() - start;
+            }
+        });
+        await Task.WhenAll(echo, run);
+        File.Delete(path);
+        return Summarise(times);
+    }
+
     private static LatencyResult Summarise(long[] ticks)
     {
         Array.Sort(ticks);

@@ -27,6 +27,8 @@ try
         CpuPlacement.Apply(Environment.ProcessId, CpuPlacement.AllCpus);
         foreach (var (size, streams) in Report.ThroughputCells)
             report.Reference[(size, streams)] = await ReferenceBench.RunAsync(scratch, size, streams, options.CellBytes);
+        if (options.Phases.Contains("latency"))
+            report.LatencyReference = await LatencyBench.ReferenceAsync(scratch, Math.Max(options.LatencySamples / 10, 100), options.LatencySamples);
     }
 
     var placements = new List<Placement>();

@@ -12,6 +12,7 @@ internal sealed class Report(BenchOptions options)
     public Dictionary<(Placement, Direction, int Size, int Streams), ThroughputResult> Throughput { get; } = [];
     public Dictionary<(Placement, string), LatencyResult> Latency { get; } = [];
     public Dictionary<(Placement, string), double> Rate { get; } = [];
+    public LatencyResult? LatencyReference { get; set; }
     public Dictionary<Placement, string> DaemonCpus { get; } = [];
     public GcResult? Gc { get; set; }
     public Placement GcPlacement { get; set; }
@@ -113,6 +114,8 @@ internal sealed class Report(BenchOptions options)
         Line("|---|---|---:|---:|---:|");
         foreach (var ((placement, what), r) in Latency.OrderBy(k => k.Key.Item2).ThenBy(k => k.Key.Item1))
             Line($"| {what} | {Name(placement)} | {r.P50Micros:0.0} | {r.P99Micros:0.0} | {r.MeanMicros:0.0} |");
+        if (LatencyReference is { } reference)
+            Line($"| reference: unix socket pair, thread → thread echo | {CpuPlacement.Describe(CpuPlacement.AllCpus)} | {reference.P50Micros:0.0} | {reference.P99Micros:0.0} | {reference.MeanMicros:0.0} |");
     }
 
     private void PrintRate()
