@@ -25,6 +25,9 @@ public sealed class DaemonHost : IAsyncDisposable
 
     public string Directory { get; }
 
+    /// <summary>The host's services (the actor system's <c>ActorRegistry</c>, for one).</summary>
+    public IServiceProvider Services => _host.Services;
+
     public IReadOnlyList<VmSettings> Vms { get; }
 
     public VmSettings this[int index] => Vms[index];

@@ -78,7 +78,7 @@ public sealed partial class DeviceActor
     private void OnGuestRequest(ConnectionKey key, in VsockHeader request)
     {
         var endpoint = HostEndpoint.ForGuestPort(_connectionOptions, request.DstPort);
-        var actor = Context.ActorOf(ConnectionActor.ForGuestRequest(Self, _connectionOptions, key, request, endpoint));
+        var actor = StartConnection(ConnectionActor.ForGuestRequest(Self, _connectionOptions, key, request, endpoint));
         Track(key, actor);
     }
 

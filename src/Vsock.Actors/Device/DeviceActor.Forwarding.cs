@@ -48,8 +48,7 @@ public sealed partial class DeviceActor
                     socket.Dispose();
                     continue;
                 }
-                var actor = Context.ActorOf(ConnectionActor.ForForwardedClient(Self, _connectionOptions, socket, port));
-                Context.Watch(actor);
+                StartConnection(ConnectionActor.ForForwardedClient(Self, _connectionOptions, socket, port));
             }
         }
         catch (LinuxException e)

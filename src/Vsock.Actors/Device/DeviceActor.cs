@@ -55,10 +55,18 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(VmSettings settings, IActorRef groupRouter) =>
+    public static Props Props(VmSettings settings, IActorRef groupRouter, string dispatcher = VsockDispatchers.Device) =>
         Akka.Actor.Props.Create(() => new DeviceActor(settings, groupRouter))
-            .WithDispatcher(VsockDispatchers.Device)
+            .WithDispatcher(dispatcher)
             .WithSupervisorStrategy(ConnectionSupervision.Strategy);
+
+    /// <summary>Starts a connection actor on this VM's connection dispatcher and watches it.</summary>
+    private IActorRef StartConnection(Props props)
+    {
+        var actor = Context.ActorOf(props.WithDispatcher(VsockDispatchers.ConnectionsFor(Context.Props.Dispatcher)));
+        Context.Watch(actor);
+        return actor;
+    }
 
     // Internal signals: preallocated, payload-free.
     internal sealed class Kick : INoSerializationVerificationNeeded, IDeadLetterSuppression
@@ -277,7 +285,6 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             client.Dispose();
             return;
         }
-        var actor = Context.ActorOf(ConnectionActor.ForHostClient(Self, _connectionOptions, client));
-        Context.Watch(actor);
+        StartConnection(ConnectionActor.ForHostClient(Self, _connectionOptions, client));
     }
 }

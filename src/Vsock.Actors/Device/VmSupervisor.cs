@@ -56,7 +56,8 @@ public sealed class VmSupervisor : UntypedActor, IWithTimers
 
     private void Start()
     {
-        _device = Context.ActorOf(DeviceActor.Props(_settings, _groupRouter), "device");
+        var dispatcher = VsockDispatchers.DeviceFor(Context.System, _settings.GuestCid);
+        _device = Context.ActorOf(DeviceActor.Props(_settings, _groupRouter, dispatcher), "device");
         Context.Watch(_device);
     }
 

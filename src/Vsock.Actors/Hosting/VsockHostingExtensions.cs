@@ -25,6 +25,7 @@ public static class VsockHostingExtensions
 
         return builder
             .AddHocon(File.ReadAllText(HoconPath), HoconAddMode.Prepend)
+            .AddHocon(string.Join('\n', vms.Select(vm => VsockDispatchers.VmDispatcherHocon(vm.GuestCid))), HoconAddMode.Prepend)
             .WithActors((system, registry) =>
             {
                 var router = system.ActorOf(GroupRouterActor.Props(), "vsock-groups");
