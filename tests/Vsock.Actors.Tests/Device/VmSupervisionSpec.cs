@@ -11,7 +11,8 @@ namespace Vsock.Actors.Tests.Device;
 /// <summary>Per-VM supervision with real sockets: a faulting device is replaced, its sibling VM is untouched.</summary>
 public sealed class VmSupervisionSpec : TestKit, IDisposable
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
+    // Generous: these specs start real devices (threads, sockets), and CI machines are small.
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
     private readonly string _dir = Directory.CreateTempSubdirectory("vsock-sup-").FullName;
 
     public VmSupervisionSpec() : base(VsockTestKitConfig.Config)
@@ -69,15 +70,16 @@ public sealed class VmSupervisionSpec : TestKit, IDisposable
         using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         client.Connect(new UnixDomainSocketEndPoint(Vm(5).UdsPath!));
         client.ReceiveTimeout = 5000;
-        client.Send("CONNECT 1234\n"u8.ToArray());
-        // Closed with our line unread: the client sees EOF or a reset, never "OK".
+        // The daemon may close before, while or after we send our line: the client sees EOF, a reset
+        // or a broken pipe, never "OK".
         try
         {
+            client.Send("CONNECT 1234\n"u8.ToArray());
             Assert.Equal(0, client.Receive(new byte[16]));
         }
         catch (SocketException e)
         {
-            Assert.Equal(SocketError.ConnectionReset, e.SocketErrorCode);
+            Assert.Contains(e.SocketErrorCode, new[] { SocketError.ConnectionReset, SocketError.Shutdown, SocketError.ConnectionAborted });
         }
     }
 
