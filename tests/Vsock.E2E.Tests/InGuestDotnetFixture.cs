@@ -46,7 +46,7 @@ public sealed class InGuestDotnetFixture : IAsyncLifetime
             Guest = scenario.StartGuest("inguest", options => options with
             {
                 HostRoot = true,
-                HostWorkingDirectory = RepoPaths.Root,
+                HostWorkingDirectory = HostRoot.GuestPath(RepoPaths.Root),
                 Run = InGuestProgram.Step("forward-selftest", "--bytes", BytesText),
                 HostCommand = InGuestProgram.Command("vsock-selftest", "--bytes", BytesText),
                 HostCommandFile = probe,

@@ -71,7 +71,7 @@ public sealed class InGuestDotnetTests(InGuestDotnetFixture guest, ITestOutputHe
     public void Host_commands_run_in_the_read_only_host_root_with_a_clean_environment()
     {
         var probe = guest.Single("PROBE", null);
-        Assert.Equal(RepoPaths.Root, probe.Get("cwd"));
+        Assert.Equal(HostRoot.GuestPath(RepoPaths.Root), probe.Get("cwd"));
         Assert.Equal("/tmp", probe.Get("home"));
         Assert.Equal("/tmp", probe.Get("cli_home"));
         Assert.Equal(guest.Token, probe.Get("token"));

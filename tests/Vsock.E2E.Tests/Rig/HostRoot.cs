@@ -10,15 +10,25 @@ public static class HostRoot
     public const string HostTmpInGuest = "/run/host-tmp";
 
     // Covered by the guest's proc, sysfs, devtmpfs and tmpfs mounts.
-    private static readonly string[] Hidden = ["/proc", "/sys", "/dev", "/run", "/var/tmp", "/root"];
+    private static readonly string[] Hidden = ["/proc", "/sys", "/dev", "/run"];
+
+    // Covered by the guest's own tmpfs too, but bound aside first (init.sh), so a checkout there (a CI
+    // clone under /tmp or /root, say) stays reachable.
+    private static readonly (string Host, string Guest)[] BoundAside =
+    [
+        ("/tmp", HostTmpInGuest),
+        ("/var/tmp", "/run/host-var-tmp"),
+        ("/root", "/run/host-root"),
+    ];
 
     /// <summary>The path under which a program inside the guest finds the host file <paramref name="hostPath"/>.</summary>
     public static string GuestPath(string hostPath)
     {
         var path = Path.GetFullPath(hostPath);
-        if (IsUnder(path, "/tmp"))
+        foreach (var (host, guest) in BoundAside)
         {
-            return HostTmpInGuest + path["/tmp".Length..];
+            if (IsUnder(path, host))
+                return guest + path[host.Length..];
         }
         var hidden = Hidden.FirstOrDefault(h => IsUnder(path, h));
         return hidden is null

@@ -77,8 +77,10 @@ mount_host_root() {
         mount -t devpts devpts "$HOST/dev/pts" &&
         mount -t tmpfs tmpfs "$HOST/dev/shm" &&
         mount -t tmpfs tmpfs "$HOST/run" &&
-        mkdir -p "$HOST/run/host-tmp" "$HOST/run/vsocktest" &&
-        mount -o bind "$HOST/tmp" "$HOST/run/host-tmp" || { note_fail "mounts inside the host root"; return 1; }
+        mkdir -p "$HOST/run/host-tmp" "$HOST/run/host-var-tmp" "$HOST/run/host-root" "$HOST/run/vsocktest" &&
+        mount -o bind "$HOST/tmp" "$HOST/run/host-tmp" &&
+        mount -o bind "$HOST/var/tmp" "$HOST/run/host-var-tmp" &&
+        mount -o bind "$HOST/root" "$HOST/run/host-root" || { note_fail "mounts inside the host root"; return 1; }
     if [ -n "$VT_HOSTCMD_FILE" ]; then
         cp "$HOST$VT_HOSTCMD_FILE" "$HOST/run/vsocktest/cmd.sh" \
             || { note_fail "VT_HOSTCMD_FILE $VT_HOSTCMD_FILE not readable"; return 1; }
