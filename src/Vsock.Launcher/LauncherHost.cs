@@ -17,7 +17,7 @@ namespace Vsock.Launcher;
 /// </summary>
 internal static class LauncherHost
 {
-    private const string OutputTemplate = "[{Timestamp:yyyy-MM-ddTHH:mm:ss.fffZ} {Level:u3} {SourceContext}] {Message:lj}{NewLine}{Exception}";
+    private const string OutputTemplate = "[{Timestamp:yyyy-MM-ddTHH:mm:ss.fffZ} {Level:u3} {Source}] {Message:lj}{NewLine}{Exception}";
 
     /// <returns>0 after a stop asked for by a signal; 1 if the devices failed to start or the actor system stopped on its own.</returns>
     public static async Task<int> RunAsync(LaunchOptions options)
@@ -35,6 +35,7 @@ internal static class LauncherHost
         builder.Services.AddSerilog(logger => logger
             .MinimumLevel.Is(ToSerilog(options.LogLevel))
             .Enrich.FromLogContext()
+            .Enrich.With(new LogSourceEnricher(CommandLine.Name))
             .WriteTo.Console(outputTemplate: OutputTemplate, standardErrorFromLevel: LevelAlias.Minimum,
                 formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
