@@ -29,19 +29,3 @@ public static class VhostUserProtocolFeatures
 
     public static ulong Bit(int bit) => 1UL << bit;
 }
-
-/// <summary>
-/// The virtio feature bits (GET/SET_FEATURES) the session itself interprets; the device-specific
-/// ones (VIRTIO_VSOCK_F_*) are the backend's business.
-/// </summary>
-public static class VhostUserVirtioFeatures
-{
-    public const int NotifyOnEmpty = 24;
-    public const int IndirectDescriptors = 28;
-    public const int EventIdx = 29;
-    /// <summary>VHOST_USER_F_PROTOCOL_FEATURES: protocol features exist and rings start disabled.</summary>
-    public const int ProtocolFeatures = 30;
-    public const int Version1 = 32;
-
-    public static ulong Bit(int bit) => 1UL << bit;
-}

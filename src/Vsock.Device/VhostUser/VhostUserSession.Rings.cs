@@ -1,3 +1,4 @@
+using Vsock.Device.Virtio;
 using System.Numerics;
 using Microsoft.Win32.SafeHandles;
 
@@ -131,7 +132,7 @@ public sealed partial class VhostUserSession
         var state = ReadPayload<VhostUserVringState>(m);
         ExpectNoFds(m);
         Ring(m, state.Index);
-        if ((AckedFeatures & VhostUserVirtioFeatures.Bit(VhostUserVirtioFeatures.ProtocolFeatures)) == 0)
+        if ((AckedFeatures & VirtioFeatures.Bit(VirtioFeatures.ProtocolFeatures)) == 0)
             throw Fail(VhostUserError.NotAllowed, m, "VHOST_USER_F_PROTOCOL_FEATURES is not negotiated, so rings are always enabled");
         if (state.Num > 1)
             throw Fail(VhostUserError.BadRingConfig, m, $"ring {state.Index} enable value {state.Num} is neither 0 nor 1");
@@ -168,9 +169,9 @@ public sealed partial class VhostUserSession
             ring.AvailGpa,
             ring.UsedGpa,
             ring.Base,
-            EventIdx: Has(features, VhostUserVirtioFeatures.EventIdx),
-            IndirectDescriptors: Has(features, VhostUserVirtioFeatures.IndirectDescriptors),
-            NotifyOnEmpty: Has(features, VhostUserVirtioFeatures.NotifyOnEmpty),
+            EventIdx: Has(features, VirtioFeatures.RingEventIdx),
+            IndirectDescriptors: Has(features, VirtioFeatures.RingIndirectDesc),
+            NotifyOnEmpty: Has(features, VirtioFeatures.NotifyOnEmpty),
             KickFd: ring.TakeKick());
         ring.Running = true;
         Log($"ring {index} started: size {config.Size} desc 0x{config.DescTableGpa:x} avail 0x{config.AvailRingGpa:x} " +

@@ -1,3 +1,4 @@
+using Vsock.Device.Virtio;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vsock.Device.Memory;
@@ -213,7 +214,7 @@ public sealed partial class VhostUserSession : IDisposable
         AckedFeatures = features;
         Log($"features acked: 0x{features:x}");
         _backend.FeaturesAcked(features);
-        if ((features & VhostUserVirtioFeatures.Bit(VhostUserVirtioFeatures.ProtocolFeatures)) != 0)
+        if ((features & VirtioFeatures.Bit(VirtioFeatures.ProtocolFeatures)) != 0)
             return;
         // Without VHOST_USER_F_PROTOCOL_FEATURES there is no SET_VRING_ENABLE: rings are enabled now.
         for (var i = 0; i < _rings.Length; i++)

@@ -12,4 +12,6 @@ public static class VirtioFeatures
     /// <summary>vhost-user: VHOST_USER_F_PROTOCOL_FEATURES (shares the numbering with virtio bits).</summary>
     public const int ProtocolFeatures = 30;
     public const int Version1 = 32;
+
+    public static ulong Bit(int bit) => 1UL << bit;
 }

@@ -1,3 +1,4 @@
+using Vsock.Device.Virtio;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vsock.Device.VhostUser;
@@ -121,9 +122,9 @@ public sealed class VhostUserWireStructTests
         Assert.Equal(13, VhostUserProtocolFeatures.ResetDevice);
         Assert.Equal(15, VhostUserProtocolFeatures.ConfigureMemSlots);
         Assert.Equal(16, VhostUserProtocolFeatures.Status);
-        Assert.Equal(1UL << 30, VhostUserVirtioFeatures.Bit(VhostUserVirtioFeatures.ProtocolFeatures));
+        Assert.Equal(1UL << 30, VirtioFeatures.Bit(VirtioFeatures.ProtocolFeatures));
         Assert.Equal(0x1_6100_0000UL,
-            VhostUserVirtioFeatures.Bit(VhostUserVirtioFeatures.Version1) | VhostUserVirtioFeatures.Bit(VhostUserVirtioFeatures.NotifyOnEmpty) |
-            VhostUserVirtioFeatures.Bit(VhostUserVirtioFeatures.EventIdx) | VhostUserVirtioFeatures.Bit(VhostUserVirtioFeatures.ProtocolFeatures));
+            VirtioFeatures.Bit(VirtioFeatures.Version1) | VirtioFeatures.Bit(VirtioFeatures.NotifyOnEmpty) |
+            VirtioFeatures.Bit(VirtioFeatures.RingEventIdx) | VirtioFeatures.Bit(VirtioFeatures.ProtocolFeatures));
     }
 }
