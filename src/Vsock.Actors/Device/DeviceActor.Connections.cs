@@ -127,11 +127,16 @@ public sealed partial class DeviceActor
             _keysByActor.Remove(actor);
     }
 
-    /// <summary>A connection sent its final RST: the key is free now, and no RST is owed when the actor stops.</summary>
-    private void ForgetConnection(IActorRef actor, in VsockHeader rst)
+    /// <summary>
+    /// Frees the key of <paramref name="actor"/>'s stream: after its final RST (then no RST is owed when
+    /// the actor stops), or when it stopped. False if it held none.
+    /// </summary>
+    private bool ForgetConnection(IActorRef actor, out ConnectionKey key)
     {
-        if (_keysByActor.Remove(actor, out var key))
-            _connections.Remove(key);
+        if (!_keysByActor.Remove(actor, out key))
+            return false;
+        _connections.Remove(key);
+        return true;
     }
 
     /// <summary>
@@ -140,9 +145,8 @@ public sealed partial class DeviceActor
     /// </summary>
     private void OnConnectionTerminated(IActorRef actor)
     {
-        if (!_keysByActor.Remove(actor, out var key))
+        if (!ForgetConnection(actor, out var key))
             return;
-        _connections.Remove(key);
         _log.Warning("connection {0} ended without closing its stream; resetting it", key);
         ResetGuestStream(key);
     }

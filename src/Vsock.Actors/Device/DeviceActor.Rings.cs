@@ -51,7 +51,7 @@ public sealed partial class DeviceActor
         var length = message.Length;
         message.Recycle(); // everything needed is copied out: the message object is free for reuse
         if (header.Op == VsockOp.Rst)
-            ForgetConnection(Sender, header);
+            ForgetConnection(Sender, out _);
         if (_backend is not { IsRunning: true } backend)
         {
             if (data is not null)

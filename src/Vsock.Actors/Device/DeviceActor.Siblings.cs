@@ -35,24 +35,11 @@ public sealed partial class DeviceActor
     private void OnGuestToSibling(ref VsockPacket packet, in VsockHeader h)
     {
         var key = new ConnectionKey(h.DstCid, h.DstPort, h.SrcPort);
-        _siblingStreams.TryGetValue(key, out var stream);
-        switch (h.Op)
+        if (!TrackSiblingStream(key, h.Op, out var stream))
         {
-            case VsockOp.Request:
-                stream = new SiblingStream();
-                _siblingStreams[key] = stream;
-                break;
-            case VsockOp.Rst:
-                _siblingStreams.Remove(key);
-                break;
-            default:
-                if (stream is null)
-                {
-                    _log.Debug("resetting packet for unknown sibling stream {0}: {1}", key, h);
-                    ReplyRst(h);
-                    return;
-                }
-                break;
+            _log.Debug("resetting packet for unknown sibling stream {0}: {1}", key, h);
+            ReplyRst(h);
+            return;
         }
         if (h.Op == VsockOp.Rw && h.Len > 0)
         {
@@ -77,6 +64,26 @@ public sealed partial class DeviceActor
         _groupRouter.Tell(new SiblingPacket(h, data), Self);
     }
 
+    /// <summary>
+    /// Applies a packet's op to the stream table, for either direction: REQUEST opens (or reopens) the
+    /// stream, RST closes it. False for any other op on a stream we do not know.
+    /// </summary>
+    private bool TrackSiblingStream(ConnectionKey key, ushort op, out SiblingStream? stream)
+    {
+        switch (op)
+        {
+            case VsockOp.Request:
+                stream = new SiblingStream();
+                _siblingStreams[key] = stream;
+                return true;
+            case VsockOp.Rst:
+                _siblingStreams.Remove(key, out stream);
+                return true;
+            default:
+                return _siblingStreams.TryGetValue(key, out stream);
+        }
+    }
+
     /// <summary>A sibling's packet for our guest (routed by the group router, which checked the groups).</summary>
     private void OnSiblingPacket(SiblingPacket message)
     {
@@ -89,25 +96,12 @@ public sealed partial class DeviceActor
                 SendRstToSibling(key);
             return;
         }
-        _siblingStreams.TryGetValue(key, out var stream);
-        switch (h.Op)
+        if (!TrackSiblingStream(key, h.Op, out var stream))
         {
-            case VsockOp.Request:
-                stream = new SiblingStream();
-                _siblingStreams[key] = stream;
-                break;
-            case VsockOp.Rst:
-                _siblingStreams.Remove(key);
-                break;
-            default:
-                if (stream is null)
-                {
-                    // Our guest's side of this stream is gone (its VMM restarted, say): tell the sender.
-                    Release(message);
-                    SendRstToSibling(key);
-                    return;
-                }
-                break;
+            // Our guest's side of this stream is gone (its VMM restarted, say): tell the sender.
+            Release(message);
+            SendRstToSibling(key);
+            return;
         }
         if (stream is not null)
         {
@@ -127,15 +121,15 @@ public sealed partial class DeviceActor
     private void OnSiblingUnreachable(SiblingUnreachable unreachable)
     {
         var h = unreachable.Header;
-        _siblingStreams.Remove(new ConnectionKey(h.DstCid, h.DstPort, h.SrcPort));
+        var key = new ConnectionKey(h.DstCid, h.DstPort, h.SrcPort);
+        _siblingStreams.Remove(key);
         if (h.Op == VsockOp.Request && _settings.ForwardCid is not null)
         {
             // Not a sibling: the AF_VSOCK backend forwards it to the host like a stream to CID 2.
-            OnGuestRequest(new ConnectionKey(h.DstCid, h.DstPort, h.SrcPort), h);
+            OnGuestRequest(key, h);
             return;
         }
         _log.Info("guest CID {0} cannot reach CID {1} port {2}: {3}", _settings.GuestCid, h.DstCid, h.DstPort, unreachable.Reason);
-        _siblingStreams.Remove(new ConnectionKey(h.DstCid, h.DstPort, h.SrcPort));
         ReplyRst(h);
     }
 
