@@ -3,7 +3,10 @@ using System.Net.Sockets;
 using System.Text;
 using Akka.Actor;
 using Akka.Event;
+using Vsock.Actors.Dispatch;
 using Vsock.Device.Connections;
+using Vsock.Device.Interop;
+using Vsock.Device.Threading;
 using Vsock.Device.Packets;
 using static Vsock.Actors.Protocol.DeviceProtocol;
 
@@ -20,6 +23,12 @@ namespace Vsock.Actors.Connections;
 /// The actor owns its socket and is stopped, never restarted; <see cref="PostStop"/> releases the
 /// socket and every pooled buffer whatever the state. It ends the stream toward the guest with an RST
 /// itself; if it dies without doing so, the device sends the RST (see DeviceActor).
+///
+/// Socket I/O is readiness-based: the socket is registered (edge-triggered) with the VM's event loop,
+/// which is also the thread this actor runs on; an edge becomes one <see cref="SocketReady"/> message,
+/// and the actor reads or writes with non-blocking calls until EAGAIN (or until credit or the TX
+/// buffer says stop, keeping the readiness it has not used up). No thread other than the loop's is
+/// involved in moving a byte.
 /// </summary>
 public sealed class ConnectionActor : UntypedActor
 {
@@ -31,8 +40,14 @@ public sealed class ConnectionActor : UntypedActor
     private Socket? _socketOrNull;
     private Socket _socket => _socketOrNull!;
     private readonly TxBuffer _tx;
-    private readonly SocketOperation _receive;
-    private readonly SocketOperation _send;
+    private readonly EventLoop _loop;
+    private readonly ReadinessSignal _readiness;
+    private LoopRegistration _registration;
+    /// <summary>The socket may have data (or EOF) to read: set by an edge, cleared by EAGAIN.</summary>
+    private bool _readable;
+    /// <summary>The socket may take more bytes: set by an edge, cleared by EAGAIN.</summary>
+    private bool _writable;
+    private byte[]? _lineBuffer;
     private CreditState _credit;
     private ConnectionKey _key;
     private ConnectCommandParser? _parser;
@@ -46,10 +61,6 @@ public sealed class ConnectionActor : UntypedActor
     private bool _creditRequested;
     private bool _hostWriteShut;
     private bool _finished;
-    /// <summary>A zero-byte receive is pending: waiting for the host socket to become readable without holding a buffer.</summary>
-    private bool _awaitingReadable;
-    /// <summary>The last read filled its buffer, so more data is probably queued: read at once instead of waiting for readability first.</summary>
-    private bool _moreLikely;
     private ICancelable? _timer;
     private readonly HostEndpoint? _connectTo;
     private readonly uint? _forwardedGuestPort;
@@ -66,8 +77,8 @@ public sealed class ConnectionActor : UntypedActor
         _credit = new CreditState(options.TxBufferSize);
         // Credit bounds guest data to tx-buffer-size; the extra room is for our own "OK <port>\n" line.
         _tx = new TxBuffer(options.TxBufferSize + OkLineRoom);
-        _receive = new SocketOperation(Self, ReceiveCompleted.Instance);
-        _send = new SocketOperation(Self, SendCompleted.Instance);
+        _loop = options.Loop ?? throw new ArgumentException("ConnectionOptions.Loop is required", nameof(options));
+        _readiness = new ReadinessSignal(Self, SocketReady.Instance);
     }
 
     /// <summary>A host client accepted on <c>uds-path</c>: it must first send <c>CONNECT &lt;port&gt;\n</c>.</summary>
@@ -86,14 +97,9 @@ public sealed class ConnectionActor : UntypedActor
         Props.Create(() => new ConnectionActor(device, options, null, key, endpoint, request, null));
 
     // Internal signals: payload-free singletons (Akka.IO style).
-    private sealed class ReceiveCompleted : IDeadLetterSuppression, INoSerializationVerificationNeeded
+    private sealed class SocketReady : IDeadLetterSuppression, INoSerializationVerificationNeeded
     {
-        public static readonly ReceiveCompleted Instance = new();
-    }
-
-    private sealed class SendCompleted : IDeadLetterSuppression, INoSerializationVerificationNeeded
-    {
-        public static readonly SendCompleted Instance = new();
+        public static readonly SocketReady Instance = new();
     }
 
     private sealed class Timeout : IDeadLetterSuppression, INoSerializationVerificationNeeded
@@ -107,15 +113,18 @@ public sealed class ConnectionActor : UntypedActor
     {
         if (_forwardedGuestPort is { } guestPort)
         {
+            WatchSocket();
             _device.Tell(new OpenToGuest(guestPort));
             Become(AwaitingKey);
         }
         else if (_connectTo is null)
         {
             _parser = new ConnectCommandParser();
+            _lineBuffer = new byte[ConnectCommandParser.MaxLineLength * 2];
             _timer = Context.System.Scheduler.ScheduleTellOnceCancelable(_options.ConnectLineTimeout, Self, Timeout.Instance, Self);
             Become(AwaitingConnectLine);
-            StartLineReceive(new byte[ConnectCommandParser.MaxLineLength * 2]);
+            WatchSocket();
+            ReadConnectLine();
         }
         else
         {
@@ -125,6 +134,28 @@ public sealed class ConnectionActor : UntypedActor
     }
 
     protected override void OnReceive(object message) => Unhandled(message);
+
+    /// <summary>
+    /// Registers the socket with the loop for both directions, edge-triggered, for the rest of its life.
+    /// Both directions start out "maybe ready": the first call finds out (EAGAIN at worst).
+    /// </summary>
+    private void WatchSocket()
+    {
+        _readable = true;
+        _writable = true;
+        _registration = _loop.Add((int)_socket.SafeHandle.DangerousGetHandle(),
+            EpollEvents.In | EpollEvents.Out | EpollEvents.RdHup | EpollEvents.EdgeTriggered, _readiness);
+    }
+
+    /// <summary>Records what the loop reported; the state decides what to do with it.</summary>
+    private void OnSocketReady()
+    {
+        var events = _readiness.Take();
+        if ((events & (EpollEvents.In | EpollEvents.RdHup | EpollEvents.Hup | EpollEvents.Err)) != 0)
+            _readable = true;
+        if ((events & (EpollEvents.Out | EpollEvents.Hup | EpollEvents.Err)) != 0)
+            _writable = true;
+    }
 
     /// <summary>
     /// Every state handles a <see cref="FromGuest"/> completely within its turn (the payload array moves
@@ -144,9 +175,9 @@ public sealed class ConnectionActor : UntypedActor
     {
         switch (message)
         {
-            case ReceiveCompleted:
-                _receive.Complete();
-                OnConnectLineBytes();
+            case SocketReady:
+                OnSocketReady();
+                ReadConnectLine();
                 break;
             case Timeout:
                 _log.Info("host client sent no CONNECT line within {0}; closing it", _options.ConnectLineTimeout);
@@ -158,16 +189,32 @@ public sealed class ConnectionActor : UntypedActor
         }
     }
 
-    private void OnConnectLineBytes()
+    /// <summary>Reads and parses the CONNECT line while the socket has bytes; stops at the line's end.</summary>
+    private void ReadConnectLine()
     {
-        var buffer = _receive.Buffer!;
-        if (_receive.Error != SocketError.Success)
+        while (_readable && _parser is not null)
         {
-            _log.Debug("host client failed before CONNECT: {0}", _receive.Error);
-            Context.Stop(Self);
-            return;
+            var n = StreamIo.Receive(_socket.SafeHandle, _lineBuffer);
+            if (n == StreamIo.WouldBlock)
+            {
+                _readable = false;
+                return;
+            }
+            if (n < 0)
+            {
+                _log.Debug("host client failed before CONNECT: {0}", StreamIo.Describe(n));
+                Context.Stop(Self);
+                return;
+            }
+            if (!OnConnectLineBytes(n))
+                return;
         }
-        var n = _receive.BytesTransferred;
+    }
+
+    /// <returns>True if more of the line is needed.</returns>
+    private bool OnConnectLineBytes(int n)
+    {
+        var buffer = _lineBuffer!;
         ConnectCommandParser.Status status;
         uint port;
         string? error;
@@ -185,12 +232,12 @@ public sealed class ConnectionActor : UntypedActor
         switch (status)
         {
             case ConnectCommandParser.Status.NeedMore:
-                StartLineReceive(buffer);
-                return;
+                return !_hostEof && n > 0;
             case ConnectCommandParser.Status.Invalid:
                 _log.Warning("closing host client: {0}", error);
+                _parser = null;
                 Context.Stop(Self);
-                return;
+                return false;
         }
         if (n > consumed)
         {
@@ -199,11 +246,12 @@ public sealed class ConnectionActor : UntypedActor
             _earlyData = ArrayPool<byte>.Shared.Rent(_earlyDataLength);
             buffer.AsSpan(consumed, _earlyDataLength).CopyTo(_earlyData);
         }
-        _receive.ReleaseBuffer();
         _parser = null;
+        _lineBuffer = null;
         _credit.UpdatePeer(0, 0);
         _device.Tell(new OpenToGuest(port));
         Become(AwaitingKey);
+        return false;
     }
 
     private void AwaitingKey(object message)
@@ -223,6 +271,9 @@ public sealed class ConnectionActor : UntypedActor
                 break;
             case Timeout:
                 break; // the CONNECT-line timer; a new one starts with the key
+            case SocketReady:
+                OnSocketReady(); // remembered until the stream is up
+                break;
             default:
                 Unhandled(message);
                 break;
@@ -246,7 +297,7 @@ public sealed class ConnectionActor : UntypedActor
                 }
                 if (_hostEof)
                     SendControl(VsockOp.Shutdown, VsockShutdownFlags.Send);
-                TryStartReceive();
+                TryRead();
                 break;
             case FromGuest { Header.Op: VsockOp.Rst }:
                 _log.Debug("guest refused {0}: nothing listens on port {1}", _key, _key.GuestPort);
@@ -260,6 +311,9 @@ public sealed class ConnectionActor : UntypedActor
             case Timeout:
                 _log.Warning("{0}: guest did not answer REQUEST within {1}; closing host client", _key, _options.GuestResponseTimeout);
                 Finish(sendRst: true);
+                break;
+            case SocketReady:
+                OnSocketReady();
                 break;
             default:
                 Unhandled(message);
@@ -279,14 +333,17 @@ public sealed class ConnectionActor : UntypedActor
         text.CopyTo(line, 0);
         _tx.TryPush(line, 0, text.Length); // the buffer keeps room for this line beyond the credit
         _uncountedTxBytes = text.Length;
-        TryStartSend();
+        TryWrite();
     }
 
     // ---------------------------------------------------------------- guest-initiated
 
     private readonly VsockHeader _request;
 
-    /// <summary>A non-blocking connect (the reference blocks its event loop here); the result comes back as a message.</summary>
+    /// <summary>
+    /// A non-blocking connect (the reference blocks its event loop here); the result comes back as a
+    /// message. Connects are rare next to data, so they use the runtime's async connect.
+    /// </summary>
     private void StartConnect()
     {
         _credit.UpdatePeer(_request.BufAlloc, _request.FwdCnt);
@@ -305,9 +362,10 @@ public sealed class ConnectionActor : UntypedActor
                 _socketOrNull = connected.Socket;
                 if (_finished)
                     return;
+                WatchSocket();
                 SendControl(VsockOp.Response);
                 Become(Established);
-                TryStartReceive();
+                TryRead();
                 break;
             case ConnectResult failed:
                 _log.Debug("{0}: connect to {1} failed ({2}); resetting the guest's REQUEST", _key, _connectTo, failed.Error);
@@ -339,22 +397,14 @@ public sealed class ConnectionActor : UntypedActor
             case FromGuest packet:
                 OnGuestPacket(packet);
                 break;
-            case ReceiveCompleted:
-                _receive.Complete();
-                if (_awaitingReadable)
-                    _awaitingReadable = false; // readable (or EOF/error, which the read below reports)
-                else
-                    OnHostBytes();
-                TryStartReceive(readable: true);
-                break;
-            case SendCompleted:
-                _send.Complete();
-                if (OnSendResult())
-                    TryStartSend();
+            case SocketReady:
+                OnSocketReady();
+                TryWrite();
+                TryRead();
                 break;
             case RxDelivered:
                 _rxInFlight--;
-                TryStartReceive();
+                TryRead();
                 break;
             case Timeout:
                 break;
@@ -383,7 +433,7 @@ public sealed class ConnectionActor : UntypedActor
                 }
                 _credit.OnReceivedFromGuest(h.Len);
                 _tx.TryPush(packet.Data, 0, (int)h.Len); // fits: credit bounds the buffer
-                TryStartSend();
+                TryWrite();
                 break;
             case VsockOp.CreditRequest:
                 SendControl(VsockOp.CreditUpdate);
@@ -404,7 +454,7 @@ public sealed class ConnectionActor : UntypedActor
                 _log.Debug("{0}: ignoring {1}", _key, h);
                 break;
         }
-        TryStartReceive();
+        TryRead();
     }
 
     /// <summary>
@@ -413,7 +463,7 @@ public sealed class ConnectionActor : UntypedActor
     /// </summary>
     private void ApplyGuestShutdown()
     {
-        if (!_tx.IsEmpty || _send.Pending)
+        if (!_tx.IsEmpty)
             return; // re-evaluated when the buffer drains
         if (_guestShutdown == VsockShutdownFlags.Both)
         {
@@ -434,32 +484,31 @@ public sealed class ConnectionActor : UntypedActor
         }
     }
 
-    /// <summary>Writes the TX buffer to the host socket; writes the kernel completes at once are handled in this loop.</summary>
-    private void TryStartSend()
+    /// <summary>Writes the TX buffer to the host socket while it takes bytes.</summary>
+    private void TryWrite()
     {
-        while (!_send.Pending && !_tx.IsEmpty)
+        while (_writable && !_tx.IsEmpty && !_finished)
         {
             var next = _tx.Peek();
-            if (!_send.StartSend(_socket, next.Array!, next.Offset, next.Count))
-                return; // SendCompleted follows
-            _send.Complete();
-            if (!OnSendResult())
+            var n = StreamIo.Send(_socket.SafeHandle, next.AsSpan());
+            if (n == StreamIo.WouldBlock)
+            {
+                _writable = false; // the next EPOLLOUT edge says when there is room again
                 return;
+            }
+            if (n <= 0)
+            {
+                _log.Debug("{0}: host socket write failed: {1}; resetting", _key, StreamIo.Describe(n));
+                Finish(sendRst: true);
+                return;
+            }
+            OnWritten(n);
         }
     }
 
-    /// <summary>Accounts one finished write; false if the connection is finished because of it.</summary>
-    private bool OnSendResult()
+    /// <summary>Accounts bytes the host socket took: frees TX buffer space and tells the guest when worth it.</summary>
+    private void OnWritten(int n)
     {
-        if (_send.Error != SocketError.Success || _send.BytesTransferred == 0)
-        {
-            _log.Debug("{0}: host socket write failed: {1}; resetting", _key, _send.Error);
-            _send.ReleaseBuffer();
-            Finish(sendRst: true);
-            return false;
-        }
-        var n = _send.BytesTransferred;
-        _send.ReleaseBuffer();
         _tx.Advance(n);
         var control = Math.Min(n, _uncountedTxBytes);
         _uncountedTxBytes -= control;
@@ -469,26 +518,21 @@ public sealed class ConnectionActor : UntypedActor
             SendControl(VsockOp.CreditUpdate);
         if (_tx.IsEmpty)
             ApplyGuestShutdown();
-        return !_finished;
     }
 
     /// <summary>
-    /// Reads from the host socket while the guest has credit and fewer than MaxRxInFlight packets of
-    /// ours are queued; reads the kernel completes at once are handled in this loop.
-    ///
-    /// An idle connection holds no buffer: unless the last read filled its buffer (or readiness was
-    /// just reported) it first waits with a zero-byte receive, which .NET completes when data (or EOF)
-    /// arrives, and only then rents the 64 KiB buffer. Without this every idle stream pinned a
-    /// pooled 64 KiB array (see docs/BENCHMARKS.md, idle memory).
+    /// Reads from the host socket while it has data, the guest has credit and fewer than MaxRxInFlight
+    /// packets of ours are queued. A buffer is rented only for a read that is about to happen, so an
+    /// idle connection holds none (see docs/BENCHMARKS.md, idle memory).
     /// </summary>
-    private void TryStartReceive(bool readable = false)
+    private void TryRead()
     {
-        while (true)
+        while (_readable)
         {
-            if (_finished || _receive.Pending || _hostEof || (_guestShutdown & VsockShutdownFlags.Receive) != 0)
+            if (_finished || _hostEof || (_guestShutdown & VsockShutdownFlags.Receive) != 0)
                 return;
             if (_rxInFlight >= _options.MaxRxInFlight)
-                return;
+                return; // RxDelivered resumes
             var credit = _credit.PeerFreeCredit;
             if (credit == 0)
             {
@@ -497,58 +541,35 @@ public sealed class ConnectionActor : UntypedActor
                     _creditRequested = true;
                     SendControl(VsockOp.CreditRequest);
                 }
+                return; // a packet from the guest (its credit update) resumes
+            }
+            var size = (int)Math.Min(credit, (uint)ReadChunk);
+            var buffer = ArrayPool<byte>.Shared.Rent(size);
+            var n = StreamIo.Receive(_socket.SafeHandle, buffer.AsSpan(0, size));
+            if (n == StreamIo.WouldBlock)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                _readable = false; // the next EPOLLIN edge says when there is more
                 return;
             }
-            if (!readable && !_moreLikely)
+            if (n < 0)
             {
-                if (!_receive.StartReceive(_socket, [], 0, 0))
-                {
-                    _awaitingReadable = true;
-                    return; // ReceiveCompleted follows when the socket is readable
-                }
-                _receive.Complete();
-                _receive.ReleaseBuffer();
+                ArrayPool<byte>.Shared.Return(buffer);
+                _log.Debug("{0}: host socket read failed: {1}; resetting", _key, StreamIo.Describe(n));
+                Finish(sendRst: true);
+                return;
             }
-            readable = false;
-            var size = (int)Math.Min(credit, (uint)ReadChunk);
-            if (!_receive.StartReceive(_socket, ArrayPool<byte>.Shared.Rent(size), 0, size))
-                return; // ReceiveCompleted follows
-            _receive.Complete();
-            OnHostBytes();
+            if (n == 0)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                _hostEof = true;
+                // The host will send no more: tell the guest (it reads EOF), but keep the other direction
+                // open until the guest closes too (half-close; the reference sends RCV|SEND here).
+                SendControl(VsockOp.Shutdown, VsockShutdownFlags.Send);
+                return;
+            }
+            SendData(buffer, n);
         }
-    }
-
-    /// <summary>The CONNECT line is read through the mailbox always: its handler starts the next read itself.</summary>
-    private void StartLineReceive(byte[] buffer)
-    {
-        if (_receive.StartReceive(_socket, buffer, 0, buffer.Length))
-            _receive.ReportLater();
-    }
-
-    private void OnHostBytes()
-    {
-        var buffer = _receive.Buffer!;
-        var n = _receive.BytesTransferred;
-        var error = _receive.Error;
-        _moreLikely = n > 0 && n == _receive.Count;
-        _receive.ReleaseBuffer();
-        if (error != SocketError.Success)
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            _log.Debug("{0}: host socket read failed: {1}; resetting", _key, error);
-            Finish(sendRst: true);
-            return;
-        }
-        if (n == 0)
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            _hostEof = true;
-            // The host will send no more: tell the guest (it reads EOF), but keep the other direction
-            // open until the guest closes too (half-close; the reference sends RCV|SEND here).
-            SendControl(VsockOp.Shutdown, VsockShutdownFlags.Send);
-            return;
-        }
-        SendData(buffer, n);
     }
 
     // ---------------------------------------------------------------- packets toward the guest
@@ -600,6 +621,8 @@ public sealed class ConnectionActor : UntypedActor
     protected override void PostStop()
     {
         _timer?.Cancel();
+        // Out of the loop before the fd closes: a number epoll still watched could be reused.
+        _loop.Remove(_registration);
         try
         {
             _socketOrNull?.Dispose();
@@ -607,15 +630,7 @@ public sealed class ConnectionActor : UntypedActor
         catch (ObjectDisposedException)
         {
         }
-        // A buffer still lent to a pending socket operation is left to the GC: returning it to the
-        // pool while the kernel may still write into it would corrupt another user's data.
-        if (!_send.Pending)
-            _tx.Clear();
-        if (!_receive.Pending)
-        {
-            _receive.Dispose();
-            _send.Dispose();
-        }
+        _tx.Clear();
         if (_earlyData is not null)
             ArrayPool<byte>.Shared.Return(_earlyData);
     }

@@ -1,8 +1,15 @@
+using Vsock.Device.Threading;
+
 namespace Vsock.Actors.Connections;
 
 /// <summary>Per-VM constants every connection of that VM needs.</summary>
 public sealed record ConnectionOptions(ulong GuestCid, uint TxBufferSize, string? UdsPath, uint? ForwardCid = null)
 {
+    /// <summary>
+    /// The event loop that reports the host sockets' readiness: the device's own (set by the device,
+    /// whose connections run on the same loop thread).
+    /// </summary>
+    public EventLoop? Loop { get; init; }
 
     /// <summary>How long a host client may take to send its CONNECT line.</summary>
     public TimeSpan ConnectLineTimeout { get; init; } = TimeSpan.FromSeconds(10);

@@ -3,6 +3,8 @@ using Akka.Event;
 using Microsoft.Win32.SafeHandles;
 using Vsock.Actors.Connections;
 using Vsock.Device.Interop;
+using Vsock.Device.Threading;
+using Vsock.Actors.Dispatch;
 using VsockApi = Vsock.Device.Interop.Vsock;
 
 namespace Vsock.Actors.Device;
@@ -14,8 +16,12 @@ namespace Vsock.Actors.Device;
 /// </summary>
 public sealed partial class DeviceActor
 {
-    private const ulong FirstForwardListenerToken = 100;
-    private readonly List<(uint Port, SafeFileHandle Listener)> _forwardListeners = new();
+    private readonly List<ForwardListener> _forwardListeners = new();
+
+    private sealed record ForwardListener(uint Port, SafeFileHandle Listener, ReadinessSignal Signal)
+    {
+        public LoopRegistration Registration { get; set; }
+    }
 
     internal sealed record ForwardAcceptable(int Index) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
 
@@ -26,16 +32,16 @@ public sealed partial class DeviceActor
         foreach (var port in _settings.ForwardListen)
         {
             var listener = VsockApi.Listen(VsockApi.CidAny, port);
-            _forwardListeners.Add((port, listener));
-            _waiter!.Add((int)listener.DangerousGetHandle(), EpollEvents.In | EpollEvents.OneShot,
-                FirstForwardListenerToken + (ulong)(_forwardListeners.Count - 1));
+            var forward = new ForwardListener(port, listener, new ReadinessSignal(Self, new ForwardAcceptable(_forwardListeners.Count)));
+            _forwardListeners.Add(forward);
+            forward.Registration = _loop.Add((int)listener.DangerousGetHandle(), EpollEvents.In | EpollEvents.OneShot, forward.Signal);
             _log.Info("forwarding host AF_VSOCK port {0} to guest CID {1} port {0}", port, _settings.GuestCid);
         }
     }
 
     private void OnForwardAcceptable(int index)
     {
-        var (port, listener) = _forwardListeners[index];
+        var (port, listener, _) = _forwardListeners[index];
         try
         {
             while (VsockApi.Accept(listener, out var peerCid, out var peerPort) is { } accepted)
@@ -55,13 +61,16 @@ public sealed partial class DeviceActor
         {
             _log.Warning("accept on forwarded AF_VSOCK port {0} failed: {1}", port, e.Message);
         }
-        _waiter!.Modify((int)listener.DangerousGetHandle(), EpollEvents.In | EpollEvents.OneShot, FirstForwardListenerToken + (ulong)index);
+        _loop.Modify(_forwardListeners[index].Registration, EpollEvents.In | EpollEvents.OneShot);
     }
 
     private void StopForwardListeners()
     {
-        foreach (var (_, listener) in _forwardListeners)
-            listener.Dispose();
+        foreach (var forward in _forwardListeners)
+        {
+            _loop?.Remove(forward.Registration);
+            forward.Listener.Dispose();
+        }
         _forwardListeners.Clear();
     }
 }

@@ -3,16 +3,18 @@ using Akka.Actor;
 using Microsoft.Win32.SafeHandles;
 using Vsock.Device.Backend;
 using Vsock.Device.Interop;
+using Vsock.Device.Threading;
 using Vsock.Device.Packets;
 using static Vsock.Actors.Protocol.DeviceProtocol;
 
 namespace Vsock.Actors.Device;
 
-/// <summary>The virtqueue loop: bounded TX and RX drains on the device's pinned thread.</summary>
+/// <summary>The virtqueue loop: bounded TX and RX drains on the device's event-loop thread.</summary>
 public sealed partial class DeviceActor
 {
     private bool _rxScheduled;
     private readonly SafeFileHandle?[] _watchedKicks = new SafeFileHandle?[2];
+    private readonly LoopRegistration[] _kickRegistrations = new LoopRegistration[2];
 
     private void RunTx()
     {
@@ -82,8 +84,8 @@ public sealed partial class DeviceActor
         if (kickFd is null || index > 1)
             return;
         _watchedKicks[index] = kickFd;
-        // Edge-triggered: the waiter never reads the eventfd; every write by the VMM is a new edge.
-        _waiter!.Add((int)kickFd.DangerousGetHandle(), EpollEvents.In | EpollEvents.EdgeTriggered, (ulong)index);
+        // Edge-triggered: nobody reads the eventfd; every write by the VMM is a new edge.
+        _kickRegistrations[index] = _loop.Add((int)kickFd.DangerousGetHandle(), EpollEvents.In | EpollEvents.EdgeTriggered, _kickSignals[index]);
     }
 
     private void UnwatchKick(int index)
@@ -91,8 +93,10 @@ public sealed partial class DeviceActor
         if (index > 1 || _watchedKicks[index] is not { } fd)
             return;
         _watchedKicks[index] = null;
+        var registration = _kickRegistrations[index];
+        _kickRegistrations[index] = default;
         if (!fd.IsClosed)
-            _waiter!.Remove((int)fd.DangerousGetHandle());
+            _loop.Remove(registration);
     }
 
     private TxHandler? _txHandler;

@@ -2,6 +2,7 @@ using Akka.Event;
 using Akka.Actor;
 using Vsock.Device.Backend;
 using Vsock.Device.Interop;
+using Vsock.Device.Threading;
 using Vsock.Device.VhostUser;
 
 namespace Vsock.Actors.Device;
@@ -10,6 +11,7 @@ namespace Vsock.Actors.Device;
 public sealed partial class DeviceActor
 {
     private UnixSocket? _vmm;
+    private LoopRegistration _vmmRegistration;
     private VhostUserReader? _reader;
     private VhostUserSession? _session;
     private VsockBackend? _backend;
@@ -33,7 +35,7 @@ public sealed partial class DeviceActor
             _log.Warning("accept on {0} failed: {1}", _settings.Socket, e.Message);
             vmm = null;
         }
-        _waiter!.Modify(_vmmListener.Fd, EpollEvents.In | EpollEvents.OneShot, VmmListenerToken);
+        _loop.Modify(_vmmListenerRegistration, EpollEvents.In | EpollEvents.OneShot);
         if (vmm is null)
             return;
         if (_vmm is not null)
@@ -47,7 +49,7 @@ public sealed partial class DeviceActor
         _backend = new VsockBackend(_settings.GuestCid, _settings.QueueSize, new BackendEvents(this), new AkkaDeviceLog(_log));
         _session = new VhostUserSession(_backend, MmapMemoryMapper.Instance, m => _log.Debug("vhost-user: {0}", m));
         _reader = new VhostUserReader(new UnixSocketTransport(vmm));
-        _waiter.Add(vmm.Fd, EpollEvents.In | EpollEvents.OneShot, VmmConnectionToken);
+        _vmmRegistration = _loop.Add(vmm.Fd, EpollEvents.In | EpollEvents.OneShot, _vmmSignal);
         _log.Info("VMM connected on {0}", _settings.Socket);
     }
 
@@ -83,7 +85,7 @@ public sealed partial class DeviceActor
             EndVmmSession("I/O error");
             return;
         }
-        _waiter!.Modify(_vmm.Fd, EpollEvents.In | EpollEvents.OneShot, VmmConnectionToken);
+        _loop.Modify(_vmmRegistration, EpollEvents.In | EpollEvents.OneShot);
         var running = _backend is { IsRunning: true };
         if (running)
         {
@@ -107,7 +109,8 @@ public sealed partial class DeviceActor
         if (_vmm is null)
             return;
         _log.Info("VMM on {0} gone ({1}); dropping the guest's connections and waiting for a new VMM", _settings.Socket, reason);
-        _waiter?.Remove(_vmm.Fd);
+        _loop.Remove(_vmmRegistration);
+        _vmmRegistration = default;
         _backend?.Reset();
         ResetSiblingStreams();
         _session?.Dispose();

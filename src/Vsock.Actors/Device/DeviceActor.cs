@@ -7,15 +7,17 @@ using Vsock.Actors.Settings;
 using Vsock.Device.Backend;
 using Vsock.Device.Connections;
 using Vsock.Device.Interop;
+using Vsock.Device.Threading;
+using Vsock.Actors.Dispatch;
 using static Vsock.Actors.Protocol.DeviceProtocol;
 
 namespace Vsock.Actors.Device;
 
 /// <summary>
-/// One VM's vsock device. Runs on the pinned <c>vsock.device-dispatcher</c> and is the single owner of
-/// the VM's OS resources and guest state: the vhost-user listening socket and the VMM connection, the
-/// guest memory mapping, the RX/TX rings and their eventfds, the host listener on <c>uds-path</c>, and
-/// the <see cref="EpollWaiter"/> thread that turns kicks and socket readiness into messages.
+/// One VM's vsock device. Runs on the VM's event-loop dispatcher (<see cref="VsockDispatchers"/>) and is
+/// the single owner of the VM's OS resources and guest state: the vhost-user listening socket and the VMM
+/// connection, the guest memory mapping, the RX/TX rings and their eventfds, and the host listener on
+/// <c>uds-path</c>. Their readiness comes from the <see cref="EventLoop"/> the actor runs on, as messages.
 ///
 /// Guest memory is only touched on this actor's thread: TX payloads are copied into pooled arrays
 /// before they leave (to a <see cref="ConnectionActor"/>), RX payloads are copied in from pooled arrays.
@@ -28,21 +30,22 @@ namespace Vsock.Actors.Device;
 /// </summary>
 public sealed partial class DeviceActor : UntypedActor, IWithTimers
 {
-    private const ulong RxKickToken = VsockBackend.RxQueueIndex;
-    private const ulong TxKickToken = VsockBackend.TxQueueIndex;
-    private const ulong VmmListenerToken = 10;
-    private const ulong VmmConnectionToken = 11;
-    private const ulong UdsListenerToken = 12;
-
     /// <summary>Descriptor chains per drain turn: enough to amortise a notification, small enough to stay responsive.</summary>
     internal const int DrainBudget = 128;
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly VmSettings _settings;
     private readonly IActorRef _groupRouter;
-    private readonly ConnectionOptions _connectionOptions;
-    private readonly int[] _kickPending = new int[2];
-    private EpollWaiter? _waiter;
+    private ConnectionOptions _connectionOptions;
+    private EventLoop _loop = null!;
+    /// <summary>A loop of our own, when the actor does not run on one (a dispatcher configured by hand).</summary>
+    private EventLoop? _ownLoop;
+    private readonly ReadinessSignal[] _kickSignals = new ReadinessSignal[2];
+    private ReadinessSignal _vmmListenerSignal = null!;
+    private ReadinessSignal _vmmSignal = null!;
+    private ReadinessSignal _udsListenerSignal = null!;
+    private LoopRegistration _vmmListenerRegistration;
+    private LoopRegistration _udsListenerRegistration;
     private UnixSocket? _vmmListener;
     private UnixSocket? _udsListener;
 
@@ -60,10 +63,10 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             .WithDispatcher(dispatcher)
             .WithSupervisorStrategy(ConnectionSupervision.Strategy);
 
-    /// <summary>Starts a connection actor on this VM's connection dispatcher and watches it.</summary>
+    /// <summary>Starts a connection actor on this device's dispatcher (so on its event loop) and watches it.</summary>
     private IActorRef StartConnection(Props props)
     {
-        var actor = Context.ActorOf(props.WithDispatcher(VsockDispatchers.ConnectionsFor(Context.Props.Dispatcher)));
+        var actor = Context.ActorOf(props.WithDispatcher(Context.Props.Dispatcher));
         Context.Watch(actor);
         return actor;
     }
@@ -102,22 +105,36 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
         public static readonly UdsAcceptable Instance = new();
     }
 
-    internal sealed record WaiterFailed(Exception Cause) : INoSerializationVerificationNeeded;
+    /// <summary>The device's own event loop (when it has one) failed outside any turn: fail the device, so its supervisor replaces it.</summary>
+    internal sealed record LoopFailed(Exception Cause) : INoSerializationVerificationNeeded;
 
     protected override void PreStart()
     {
-        var self = Self;
-        _waiter = new EpollWaiter($"vsock-cid{_settings.GuestCid}-events", (token, _) => OnReady(self, token),
-            e => self.Tell(new WaiterFailed(e)));
+        if (EventLoop.Current is { } current)
+        {
+            _loop = current;
+        }
+        else
+        {
+            var self = Self;
+            _loop = _ownLoop = new EventLoop($"vsock-cid{_settings.GuestCid}-events");
+            _ownLoop.Failed += e => self.Tell(new LoopFailed(e));
+        }
+        _connectionOptions = _connectionOptions with { Loop = _loop };
+        _kickSignals[VsockBackend.RxQueueIndex] = new ReadinessSignal(Self, Kick.Rx);
+        _kickSignals[VsockBackend.TxQueueIndex] = new ReadinessSignal(Self, Kick.Tx);
+        _vmmListenerSignal = new ReadinessSignal(Self, VmmAcceptable.Instance);
+        _vmmSignal = new ReadinessSignal(Self, VmmReadable.Instance);
+        _udsListenerSignal = new ReadinessSignal(Self, UdsAcceptable.Instance);
 
         _vmmListener = UnixSocket.Listen(_settings.Socket);
-        _waiter.Add(_vmmListener.Fd, EpollEvents.In | EpollEvents.OneShot, VmmListenerToken);
+        _vmmListenerRegistration = _loop.Add(_vmmListener.Fd, EpollEvents.In | EpollEvents.OneShot, _vmmListenerSignal);
 
         if (_settings.UdsPath is { } udsPath)
         {
             _udsListener = UnixSocket.Listen(udsPath, backlog: 128);
             _udsListener.SetNonBlocking(true);
-            _waiter.Add(_udsListener.Fd, EpollEvents.In | EpollEvents.OneShot, UdsListenerToken);
+            _udsListenerRegistration = _loop.Add(_udsListener.Fd, EpollEvents.In | EpollEvents.OneShot, _udsListenerSignal);
         }
         StartForwardListeners();
 
@@ -126,40 +143,12 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             _settings.UdsPath is null ? $" (forwarding to AF_VSOCK CID {_settings.ForwardCid})" : $"; host sockets on {_settings.UdsPath}");
     }
 
-    /// <summary>
-    /// Runs on the waiter thread: only turns readiness into a message. Kicks are coalesced with a
-    /// compare-and-swap flag so a burst of guest notifications schedules one drain.
-    /// </summary>
-    private void OnReady(IActorRef self, ulong token)
-    {
-        switch (token)
-        {
-            case RxKickToken:
-            case TxKickToken:
-                if (Interlocked.Exchange(ref _kickPending[token], 1) == 0)
-                    self.Tell(token == RxKickToken ? Kick.Rx : Kick.Tx);
-                break;
-            case VmmListenerToken:
-                self.Tell(VmmAcceptable.Instance);
-                break;
-            case VmmConnectionToken:
-                self.Tell(VmmReadable.Instance);
-                break;
-            case UdsListenerToken:
-                self.Tell(UdsAcceptable.Instance);
-                break;
-            case >= FirstForwardListenerToken:
-                self.Tell(new ForwardAcceptable((int)(token - FirstForwardListenerToken)));
-                break;
-        }
-    }
-
     protected override void OnReceive(object message)
     {
         switch (message)
         {
             case Kick kick:
-                Volatile.Write(ref _kickPending[kick.Queue], 0);
+                _kickSignals[kick.Queue].Handled();
                 if (kick.Queue == VsockBackend.TxQueueIndex)
                     RunTx();
                 else
@@ -179,15 +168,19 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
                 OnOpenToGuest(open);
                 break;
             case VmmReadable:
+                _vmmSignal.Handled();
                 OnVmmReadable();
                 break;
             case VmmAcceptable:
+                _vmmListenerSignal.Handled();
                 OnVmmAcceptable();
                 break;
             case UdsAcceptable:
+                _udsListenerSignal.Handled();
                 OnUdsAcceptable();
                 break;
             case ForwardAcceptable forward:
+                _forwardListeners[forward.Index].Signal.Handled();
                 OnForwardAcceptable(forward.Index);
                 break;
             case HostClientAccepted accepted:
@@ -205,6 +198,8 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             case GroupRouterProtocol.SiblingGuestReset reset:
                 OnSiblingGuestReset(reset.Cid);
                 break;
+            case LoopFailed failed:
+                throw new InvalidOperationException("the device's event loop failed", failed.Cause);
             case GroupRouterProtocol.Registered:
                 break;
             case GroupRouterProtocol.RegistrationRejected rejected:
@@ -212,8 +207,6 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
                 Context.Parent.Tell(VmSupervisor.GiveUp.Instance);
                 Context.Stop(Self);
                 break;
-            case WaiterFailed failed:
-                throw new InvalidOperationException("the device's event thread failed", failed.Cause);
             default:
                 Unhandled(message);
                 break;
@@ -223,10 +216,15 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
     protected override void PostStop()
     {
         EndVmmSession("device stopping");
-        _waiter?.Dispose();
+        if (_loop is not null)
+        {
+            _loop.Remove(_vmmListenerRegistration);
+            _loop.Remove(_udsListenerRegistration);
+        }
         _vmmListener?.Dispose();
         _udsListener?.Dispose();
         StopForwardListeners();
+        _ownLoop?.Dispose();
         // We created these socket files; nobody else should find them once we are gone.
         TryUnlink(_settings.Socket);
         if (_settings.UdsPath is not null)
@@ -264,7 +262,7 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             // EMFILE and friends: refuse this round, keep listening.
             _log.Warning("accept on {0} failed: {1}", _settings.UdsPath, e.Message);
         }
-        _waiter!.Modify(_udsListener.Fd, EpollEvents.In | EpollEvents.OneShot, UdsListenerToken);
+        _loop.Modify(_udsListenerRegistration, EpollEvents.In | EpollEvents.OneShot);
     }
 
     /// <summary>Hands an accepted fd to a .NET <see cref="Socket"/>, whose async I/O the connection actor uses.</summary>

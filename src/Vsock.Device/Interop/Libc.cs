@@ -91,6 +91,12 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "getsockopt", SetLastError = true)]
     internal static partial int GetSockOpt(SafeHandle fd, int level, int name, void* value, uint* valueLength);
 
+    [LibraryImport(Lib, EntryPoint = "recv", SetLastError = true)]
+    internal static partial nint Recv(SafeHandle fd, void* buffer, nuint length, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "send", SetLastError = true)]
+    internal static partial nint SendBytes(SafeHandle fd, void* buffer, nuint length, int flags);
+
     [LibraryImport(Lib, EntryPoint = "sendmsg", SetLastError = true)]
     internal static partial nint SendMsg(SafeHandle fd, MsgHdr* message, int flags);
 
