@@ -61,6 +61,7 @@ public sealed class ConnectionActor : UntypedActor
     private bool _creditRequested;
     private bool _hostWriteShut;
     private bool _finished;
+    private bool _flushScheduled;
     private ICancelable? _timer;
     private readonly HostEndpoint? _connectTo;
     private readonly uint? _forwardedGuestPort;
@@ -100,6 +101,12 @@ public sealed class ConnectionActor : UntypedActor
     private sealed class SocketReady : IDeadLetterSuppression, INoSerializationVerificationNeeded
     {
         public static readonly SocketReady Instance = new();
+    }
+
+    /// <summary>Write what the guest sent: queued behind the rest of the device's TX batch, so it goes out as one gathered write.</summary>
+    private sealed class FlushTx : IDeadLetterSuppression, INoSerializationVerificationNeeded
+    {
+        public static readonly FlushTx Instance = new();
     }
 
     private sealed class Timeout : IDeadLetterSuppression, INoSerializationVerificationNeeded
@@ -406,6 +413,10 @@ public sealed class ConnectionActor : UntypedActor
                 _rxInFlight--;
                 TryRead();
                 break;
+            case FlushTx:
+                _flushScheduled = false;
+                TryWrite();
+                break;
             case Timeout:
                 break;
             default:
@@ -433,7 +444,12 @@ public sealed class ConnectionActor : UntypedActor
                 }
                 _credit.OnReceivedFromGuest(h.Len);
                 _tx.TryPush(packet.Data, 0, (int)h.Len); // fits: credit bounds the buffer
-                TryWrite();
+                if (!_flushScheduled)
+                {
+                    // The packets of one TX drain are all in our mailbox already: write them together.
+                    _flushScheduled = true;
+                    Self.Tell(FlushTx.Instance);
+                }
                 break;
             case VsockOp.CreditRequest:
                 SendControl(VsockOp.CreditUpdate);
@@ -484,13 +500,18 @@ public sealed class ConnectionActor : UntypedActor
         }
     }
 
-    /// <summary>Writes the TX buffer to the host socket while it takes bytes.</summary>
+    [ThreadStatic]
+    private static ArraySegment<byte>[]? t_segments;
+
+    /// <summary>Writes the TX buffer to the host socket, several segments per call, while it takes bytes.</summary>
     private void TryWrite()
     {
+        // Scratch for this call only; per thread, so idle connections carry none of it.
+        var segments = t_segments ??= new ArraySegment<byte>[StreamIo.MaxSegments];
         while (_writable && !_tx.IsEmpty && !_finished)
         {
-            var next = _tx.Peek();
-            var n = StreamIo.Send(_socket.SafeHandle, next.AsSpan());
+            var count = _tx.PeekSegments(segments);
+            var n = StreamIo.Send(_socket.SafeHandle, segments.AsSpan(0, count));
             if (n == StreamIo.WouldBlock)
             {
                 _writable = false; // the next EPOLLOUT edge says when there is room again

@@ -22,9 +22,9 @@ public static class VsockDispatchers
     public static string ForVm(ulong cid) => $"vsock.vm-{cid}-dispatcher";
 
     /// <summary>HOCON for the event-loop dispatcher of VM <paramref name="cid"/>.</summary>
-    public static string VmDispatcherHocon(ulong cid) =>
+    public static string VmDispatcherHocon(ulong cid, int spinMicroseconds = DefaultSpinMicroseconds) =>
         $"{ForVm(cid)} {{ type = Dispatcher, executor = \"{EventLoopExecutorConfigurator.TypeName}\", throughput = 64, " +
-        $"event-loop.spin-microseconds = {DefaultSpinMicroseconds} }}";
+        $"event-loop.spin-microseconds = {spinMicroseconds} }}";
 
     /// <summary>The dispatcher for VM <paramref name="cid"/>'s device actor.</summary>
     public static string DeviceFor(ActorSystem system, ulong cid) =>

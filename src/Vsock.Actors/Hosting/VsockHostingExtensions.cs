@@ -1,3 +1,4 @@
+using Akka.Configuration;
 using Akka.Hosting;
 using Vsock.Actors.Device;
 using Vsock.Actors.Routing;
@@ -23,9 +24,13 @@ public static class VsockHostingExtensions
         if (duplicate is not null)
             throw new ArgumentException($"guest CID {duplicate.Key} is configured for more than one VM", nameof(vms));
 
+        var hocon = File.ReadAllText(HoconPath);
+        // Each VM's dispatcher is shaped like the fallback one, so the file's spin time applies to all.
+        var spin = ConfigurationFactory.ParseString(hocon)
+            .GetInt($"{VsockDispatchers.Device}.event-loop.spin-microseconds", VsockDispatchers.DefaultSpinMicroseconds);
         return builder
-            .AddHocon(File.ReadAllText(HoconPath), HoconAddMode.Prepend)
-            .AddHocon(string.Join('\n', vms.Select(vm => VsockDispatchers.VmDispatcherHocon(vm.GuestCid))), HoconAddMode.Prepend)
+            .AddHocon(hocon, HoconAddMode.Prepend)
+            .AddHocon(string.Join('\n', vms.Select(vm => VsockDispatchers.VmDispatcherHocon(vm.GuestCid, spin))), HoconAddMode.Prepend)
             .WithActors((system, registry) =>
             {
                 var router = system.ActorOf(GroupRouterActor.Props(), "vsock-groups");

@@ -45,15 +45,39 @@ public sealed class TxBuffer
         return new ArraySegment<byte>(s.Array, s.Offset + _headConsumed, s.Length - _headConsumed);
     }
 
-    /// <summary>Marks <paramref name="count"/> bytes of the head segment written; a drained segment goes back to the pool.</summary>
+    /// <summary>
+    /// Fills <paramref name="into"/> with the next segments to write, in order (for one gathered
+    /// write); returns how many. The first one starts after what was already written.
+    /// </summary>
+    public int PeekSegments(Span<ArraySegment<byte>> into)
+    {
+        var count = 0;
+        foreach (var s in _segments)
+        {
+            if (count == into.Length)
+                break;
+            var skip = count == 0 ? _headConsumed : 0;
+            into[count++] = new ArraySegment<byte>(s.Array, s.Offset + skip, s.Length - skip);
+        }
+        return count;
+    }
+
+    /// <summary>Marks <paramref name="count"/> bytes written, across segments; drained segments go back to the pool.</summary>
     public void Advance(int count)
     {
-        if (!_segments.TryPeek(out var head) || count < 0 || count > head.Length - _headConsumed)
+        if (count < 0 || (uint)count > Length)
             throw new ArgumentOutOfRangeException(nameof(count));
-        _headConsumed += count;
         Length -= (uint)count;
-        if (_headConsumed == head.Length)
+        while (count > 0)
         {
+            var head = _segments.Peek();
+            var left = head.Length - _headConsumed;
+            if (count < left)
+            {
+                _headConsumed += count;
+                return;
+            }
+            count -= left;
             _segments.Dequeue();
             _headConsumed = 0;
             ArrayPool<byte>.Shared.Return(head.Array);

@@ -45,7 +45,25 @@ public class TxBufferTests
     }
 
     [Fact]
-    public void Advance_beyond_the_head_segment_is_a_bug()
+    public void Segments_for_a_gathered_write_start_after_what_was_written_and_advance_spans_them()
+    {
+        var tx = new TxBuffer(1000);
+        tx.TryPush(Segment(10, 1), 0, 10);
+        tx.TryPush(Segment(5, 2), 0, 5);
+        tx.TryPush(Segment(7, 3), 0, 7);
+        tx.Advance(4);
+        var segments = new ArraySegment<byte>[2];
+        Assert.Equal(2, tx.PeekSegments(segments)); // bounded by the span
+        Assert.Equal([6, 5], segments.Select(s => s.Count));
+        tx.Advance(6 + 5 + 2); // a write that ends inside the third segment
+        Assert.Equal(1, tx.PeekSegments(segments));
+        Assert.Equal(5, segments[0].Count);
+        Assert.All(segments[0], b => Assert.Equal(3, b));
+        Assert.Equal(5u, tx.Length);
+    }
+
+    [Fact]
+    public void Advance_beyond_what_is_buffered_is_a_bug()
     {
         var tx = new TxBuffer(100);
         tx.TryPush(Segment(10, 1), 0, 10);
