@@ -47,6 +47,8 @@ public sealed class ConnectionActor : UntypedActor
     private bool _readable;
     /// <summary>The socket may take more bytes: set by an edge, cleared by EAGAIN.</summary>
     private bool _writable;
+    /// <summary>The loop reported the peer's end of the stream (EPOLLRDHUP/HUP): read until EOF, whatever the read sizes.</summary>
+    private bool _peerClosing;
     private byte[]? _lineBuffer;
     private CreditState _credit;
     private ConnectionKey _key;
@@ -160,6 +162,8 @@ public sealed class ConnectionActor : UntypedActor
         var events = _readiness.Take();
         if ((events & (EpollEvents.In | EpollEvents.RdHup | EpollEvents.Hup | EpollEvents.Err)) != 0)
             _readable = true;
+        if ((events & (EpollEvents.RdHup | EpollEvents.Hup | EpollEvents.Err)) != 0)
+            _peerClosing = true;
         if ((events & (EpollEvents.Out | EpollEvents.Hup | EpollEvents.Err)) != 0)
             _writable = true;
     }
@@ -523,6 +527,11 @@ public sealed class ConnectionActor : UntypedActor
                 Finish(sendRst: true);
                 return;
             }
+            var asked = 0;
+            for (var i = 0; i < count; i++)
+                asked += segments[i].Count;
+            if (n < asked)
+                _writable = false; // the socket buffer is full: its EPOLLOUT edge comes when room frees up
             OnWritten(n);
         }
     }
@@ -589,6 +598,8 @@ public sealed class ConnectionActor : UntypedActor
                 SendControl(VsockOp.Shutdown, VsockShutdownFlags.Send);
                 return;
             }
+            if (n < size && !_peerClosing)
+                _readable = false; // drained: data arriving after this read raises a new edge
             SendData(buffer, n);
         }
     }
