@@ -116,7 +116,8 @@ public sealed class ConnectionActor : UntypedActor
         public static readonly Timeout Instance = new();
     }
 
-    private sealed record ConnectResult(Socket? Socket, SocketError Error) : IDeadLetterSuppression, INoSerializationVerificationNeeded;
+    /// <summary>The outcome of a connect to the host: a socket, or why there is none.</summary>
+    private sealed record ConnectResult(Socket? Socket, string? Error) : IDeadLetterSuppression, INoSerializationVerificationNeeded;
 
     protected override void PreStart()
     {
@@ -360,8 +361,8 @@ public sealed class ConnectionActor : UntypedActor
         _credit.UpdatePeer(_request.BufAlloc, _request.FwdCnt);
         _connectTo!.ConnectAsync().ContinueWith(
             t => t.IsCompletedSuccessfully
-                ? new ConnectResult(t.Result, SocketError.Success)
-                : new ConnectResult(null, (t.Exception?.InnerException as SocketException)?.SocketErrorCode ?? SocketError.SocketError),
+                ? new ConnectResult(t.Result, null)
+                : new ConnectResult(null, t.Exception?.InnerException?.Message ?? "cancelled"),
             TaskContinuationOptions.ExecuteSynchronously).PipeTo(Self);
     }
 
@@ -369,7 +370,7 @@ public sealed class ConnectionActor : UntypedActor
     {
         switch (message)
         {
-            case ConnectResult { Error: SocketError.Success } connected:
+            case ConnectResult { Socket: not null } connected:
                 _socketOrNull = connected.Socket;
                 if (_finished)
                     return;

@@ -21,20 +21,12 @@ public abstract record HostEndpoint
 
 public sealed record UnixEndpoint(string Path) : HostEndpoint
 {
-    public override async Task<Socket> ConnectAsync()
-    {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(Path)).ConfigureAwait(false);
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    }
+    /// <summary>
+    /// connect(2) on a pool thread: it returns at once unless the listener's backlog is full, and then
+    /// it must not hold the VM's loop. Not the runtime's async connect: that would register the fd with
+    /// the runtime's socket engine, whose thread would then wake for every packet of the stream.
+    /// </summary>
+    public override Task<Socket> ConnectAsync() => Task.Run(() => UnixSocket.Connect(Path).ToSocket());
 
     public override string ToString() => Path;
 }

@@ -255,7 +255,7 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
         try
         {
             while (_udsListener.Accept(nonBlocking: true) is { } client)
-                OnHostClient(WrapAccepted(client), "uds");
+                OnHostClient(client.ToSocket(), "uds");
         }
         catch (LinuxException e)
         {
@@ -263,15 +263,6 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             _log.Warning("accept on {0} failed: {1}", _settings.UdsPath, e.Message);
         }
         _loop.Modify(_udsListenerRegistration, EpollEvents.In | EpollEvents.OneShot);
-    }
-
-    /// <summary>Hands an accepted fd to a .NET <see cref="Socket"/>, whose async I/O the connection actor uses.</summary>
-    private static Socket WrapAccepted(UnixSocket client)
-    {
-        var handle = client.Handle;
-        var socket = new Socket(new SafeSocketHandle(handle.DangerousGetHandle(), ownsHandle: true));
-        handle.SetHandleAsInvalid(); // ownership moved to the Socket
-        return socket;
     }
 
     private void OnHostClient(Socket client, string origin)

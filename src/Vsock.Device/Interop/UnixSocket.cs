@@ -271,6 +271,27 @@ public sealed class UnixSocket : IDisposable
             throw new LinuxException(errno, "shutdown");
     }
 
+    /// <summary>
+    /// Hands the fd to a <see cref="System.Net.Sockets.Socket"/>, which owns it from then on (this object is
+    /// left closed-without-closing). The Socket is an owner only: the I/O goes through <see cref="StreamIo"/>,
+    /// so the runtime's socket engine never registers the fd and never wakes for its events.
+    /// </summary>
+    public System.Net.Sockets.Socket ToSocket()
+    {
+        var fd = Handle.DangerousGetHandle();
+        Handle.SetHandleAsInvalid();
+        var owner = new System.Net.Sockets.SafeSocketHandle(fd, ownsHandle: true);
+        try
+        {
+            return new System.Net.Sockets.Socket(owner);
+        }
+        catch
+        {
+            owner.Dispose();
+            throw;
+        }
+    }
+
     public void Dispose() => Handle.Dispose();
 
     private static unsafe void CollectFds(MsgHdr* message, List<SafeFileHandle>? fds)
