@@ -12,6 +12,8 @@ internal sealed record BenchOptions
     public int LatencySamples { get; init; } = 20_000;
     public int RateConnections { get; init; } = 2_000;
     public bool Pinned { get; init; } = true;
+    /// <summary>How long the synthetic guest's driver thread polls before it blocks (0: it blocks at once).</summary>
+    public int GuestPollMicroseconds { get; init; }
     public bool Unpinned { get; init; } = true;
     public IReadOnlySet<string> Phases { get; init; } = AllPhases;
 
@@ -19,7 +21,7 @@ internal sealed record BenchOptions
 
     public const string Usage = """
         usage: Vsock.Bench [--daemon PATH/vhost-device-vsock.dll] [--cell-mib 256] [--gc-mib 1024]
-                           [--idle 10000] [--latency 20000] [--rate 2000] [--placement both|pinned|unpinned]
+                           [--idle 10000] [--latency 20000] [--rate 2000] [--placement both|pinned|unpinned] [--guest-poll-us 0]
                            [--only reference,throughput,latency,rate,memory,gc] [--quick]
         """;
 
@@ -38,6 +40,7 @@ internal sealed record BenchOptions
                 "--idle" => options with { IdleConnections = NextInt() },
                 "--latency" => options with { LatencySamples = NextInt() },
                 "--rate" => options with { RateConnections = NextInt() },
+                "--guest-poll-us" => options with { GuestPollMicroseconds = NextInt() },
                 "--placement" => Next() switch
                 {
                     "both" => options with { Pinned = true, Unpinned = true },

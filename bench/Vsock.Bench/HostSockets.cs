@@ -42,6 +42,51 @@ internal static class HostSockets
         }
     }
 
+    /// <summary>
+    /// <see cref="ConnectAsync"/> with synchronous calls only, for streams that then move data with
+    /// blocking Send/Receive: a .NET socket that ever ran an async operation stays non-blocking and
+    /// emulates blocking calls through the runtime's socket thread (an extra thread wake-up per call),
+    /// which would be measured as the daemon's cost.
+    /// </summary>
+    public static Socket ConnectBlocking(string udsPath, uint port)
+    {
+        var socket = NewUnix();
+        try
+        {
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    socket.Connect(new UnixDomainSocketEndPoint(udsPath));
+                    break;
+                }
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.TryAgain && attempt < 1000)
+                {
+                    socket.Dispose();
+                    socket = NewUnix();
+                    Thread.Sleep(1);
+                }
+            }
+            socket.Send(Encoding.ASCII.GetBytes($"CONNECT {port}\n"));
+            var line = new StringBuilder();
+            var one = new byte[1];
+            while (socket.Receive(one) == 1)
+            {
+                line.Append((char)one[0]);
+                if (one[0] == '\n')
+                    break;
+            }
+            if (line.ToString() != $"OK {port}\n")
+                throw new IOException($"CONNECT {port} was answered with '{line.ToString().TrimEnd()}'");
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Reads up to '\n' one byte at a time, so no stream data after the line is consumed.</summary>
     private static async Task<string> ReadLineAsync(Socket socket, CancellationToken cancellationToken)
     {

@@ -19,15 +19,7 @@ internal static class LatencyBench
         {
             var guest = guests[0];
             var total = warmup + samples;
-            var echo = Task.Run(async () =>
-            {
-                var message = new byte[MessageSize];
-                for (var i = 0; i < total; i++)
-                {
-                    await GuestIo.ReadExactlyAsync(guest, message, cts.Token);
-                    await guest.WriteAsync(message, cts.Token);
-                }
-            });
+            var echo = guest.EchoAsync((long)total * MessageSize).WaitAsync(cts.Token);
             var times = new long[samples];
             var client = HostSockets.RunThread("host-client", () =>
             {
@@ -59,7 +51,8 @@ internal static class LatencyBench
         var port = session.NextPort();
         using var listener = HostSockets.Listen(session.Daemon.UdsPath, port);
         var stream = await session.Guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token);
-        using var host = await listener.AcceptAsync(cts.Token);
+        // A synchronous accept: the echo thread's blocking calls must not go through the runtime's socket thread.
+        using var host = await Task.Run(listener.Accept, cts.Token);
         try
         {
             var total = warmup + samples;
@@ -72,19 +65,9 @@ internal static class LatencyBench
                     host.Send(message);
                 }
             });
-            var times = new long[samples];
-            var request = HostSockets.Pattern(MessageSize);
-            var reply = new byte[MessageSize];
-            for (var i = 0; i < total; i++)
-            {
-                var start = Stopwatch.GetTimestamp();
-                await stream.WriteAsync(request, cts.Token);
-                await GuestIo.ReadExactlyAsync(stream, reply, cts.Token);
-                if (i >= warmup)
-                    times[i - warmup] = Stopwatch.GetTimestamp() - start;
-            }
+            var all = await stream.PingPongAsync(total, MessageSize).WaitAsync(cts.Token);
             await echo;
-            return Summarise(times);
+            return Summarise(all[warmup..]);
         }
         finally
         {

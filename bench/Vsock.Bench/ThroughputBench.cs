@@ -35,11 +35,11 @@ internal static class ThroughputBench
                 if (direction == Direction.HostToGuest)
                 {
                     work.Add(HostSockets.RunThread("host-send", () => HostSockets.SendBlocking(host, perStream, writeSize)));
-                    work.Add(GuestIo.ReadAsync(guest, perStream, cts.Token));
+                    work.Add(guest.SinkAsync(perStream).WaitAsync(cts.Token));
                 }
                 else
                 {
-                    work.Add(GuestIo.WriteAsync(guest, perStream, writeSize, cts.Token));
+                    work.Add(guest.SourceAsync(perStream, writeSize).WaitAsync(cts.Token));
                     work.Add(HostSockets.RunThread("host-receive", () => HostSockets.ReceiveBlocking(host, perStream)));
                 }
             }
@@ -66,7 +66,8 @@ internal static class ThroughputBench
         var guests = new GuestStream[count];
         for (var i = 0; i < count; i++)
         {
-            hosts[i] = await HostSockets.ConnectAsync(session.Daemon.UdsPath, port, cancellationToken);
+            var udsPath = session.Daemon.UdsPath;
+            hosts[i] = await Task.Run(() => HostSockets.ConnectBlocking(udsPath, port), cancellationToken);
             guests[i] = await listener.AcceptAsync(cancellationToken);
         }
         return (hosts, guests);

@@ -8,7 +8,7 @@ namespace Vsock.Testing;
 /// space it last advertised drops below the threshold, and never sends more RW payload than the
 /// peer's credit. All state is guarded by the guest's lock.
 /// </summary>
-public sealed class GuestStream : IAsyncDisposable
+public sealed partial class GuestStream : IAsyncDisposable
 {
     private readonly SyntheticGuest _guest;
 

@@ -58,9 +58,10 @@ public sealed partial class SyntheticGuest
         Span<EpollEvent> events = stackalloc EpollEvent[4];
         try
         {
+            var pollTicks = (long)(_options.PollBeforeSleep.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
             while (!_stopping)
             {
-                var count = _epoll.Wait(events, -1);
+                var count = WaitForInterrupts(events, pollTicks);
                 bool rx = false, tx = false;
                 for (var i = 0; i < count; i++)
                 {
@@ -88,6 +89,7 @@ public sealed partial class SyntheticGuest
                     if (tx)
                         _txInterrupts++;
                     ServiceQueues();
+                    PumpApplications();
                 }
             }
         }
@@ -101,6 +103,25 @@ public sealed partial class SyntheticGuest
                 WakeEveryone();
             }
         }
+    }
+
+    /// <summary>
+    /// Waits for an interrupt: polls for <paramref name="pollTicks"/> first when configured (a vCPU that
+    /// busy-polls a moment before it halts), then blocks.
+    /// </summary>
+    private int WaitForInterrupts(Span<EpollEvent> events, long pollTicks)
+    {
+        if (pollTicks > 0)
+        {
+            var start = System.Diagnostics.Stopwatch.GetTimestamp();
+            do
+            {
+                var polled = _epoll.Wait(events, 0);
+                if (polled > 0)
+                    return polled;
+            } while (!_stopping && System.Diagnostics.Stopwatch.GetTimestamp() - start < pollTicks);
+        }
+        return _epoll.Wait(events, -1);
     }
 
     /// <summary>Drains both used rings, refills RX, re-arms interrupts; loops while the device raced us (under _sync).</summary>

@@ -286,7 +286,18 @@ public sealed partial class SyntheticGuest
         switch (op)
         {
             case VsockOp.Rw:
-                if (!stream.Receive.TryWrite(payload))
+                if (stream.App is { } app)
+                {
+                    if (payload.Length > _options.BufAlloc)
+                    {
+                        _creditViolations++;
+                        _violations.Add($"RX: RW of {payload.Length} bytes exceeds our buf_alloc ({header})");
+                        break;
+                    }
+                    app.OnData(stream, payload);
+                    FinishApplicationIfDone(stream);
+                }
+                else if (!stream.Receive.TryWrite(payload))
                 {
                     // Linux virtio_transport_inc_rx_pkt refuses it and the data is dropped.
                     _creditViolations++;
@@ -316,9 +327,39 @@ public sealed partial class SyntheticGuest
         stream.Changed.Pulse();
     }
 
+    private readonly List<GuestStream> _applications = [];
+
+    internal void AddApplication(GuestStream stream) => _applications.Add(stream);
+
+    internal void RemoveApplication(GuestStream stream) => _applications.Remove(stream);
+
+    internal void FinishApplicationIfDone(GuestStream stream)
+    {
+        if (stream.App is { IsDone: true })
+            stream.EndApplication();
+    }
+
+    /// <summary>After each driver pass: let driver applications post what credit and descriptors now allow (under _sync).</summary>
+    private void PumpApplications()
+    {
+        for (var i = _applications.Count - 1; i >= 0; i--)
+        {
+            if (i >= _applications.Count)
+                continue;
+            var stream = _applications[i];
+            stream.App?.Pump(stream);
+            FinishApplicationIfDone(stream);
+        }
+    }
+
     internal void MarkDone(GuestStream stream, CloseOutcome outcome)
     {
         stream.Done = true;
+        if (stream.App is { } app)
+        {
+            app.Fail($"stream {stream} ended ({outcome}) before its driver application finished");
+            stream.EndApplication();
+        }
         if (stream.Outcome == CloseOutcome.Open)
             stream.Outcome = outcome;
         if (stream.UserClosed)
@@ -332,6 +373,7 @@ public sealed partial class SyntheticGuest
     {
         foreach (var stream in _streams.Values)
         {
+            stream.App?.Fail("the synthetic guest stopped");
             stream.Changed.Pulse();
             stream.DoneSource.TrySetResult();
         }

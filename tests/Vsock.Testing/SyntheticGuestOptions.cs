@@ -79,6 +79,12 @@ public sealed record SyntheticGuestOptions
     /// <summary>First local port for guest-initiated connections (Linux allocates from 49152 upward... here deterministically).</summary>
     public uint FirstEphemeralPort { get; init; } = 49152;
 
+    /// <summary>
+    /// How long the driver thread polls for interrupts before it blocks (zero: blocks at once). The
+    /// benchmark sets it like the daemon's loop, as a busy guest vCPU would not halt between packets.
+    /// </summary>
+    public TimeSpan PollBeforeSleep { get; init; } = TimeSpan.Zero;
+
     internal void Validate()
     {
         if (QueueSize == 0 || (QueueSize & (QueueSize - 1)) != 0 || QueueSize > 32768)

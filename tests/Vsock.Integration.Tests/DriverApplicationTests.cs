@@ -1,0 +1,90 @@
+using System.Net.Sockets;
+using Vsock.Testing;
+
+namespace Vsock.Integration.Tests;
+
+/// <summary>The synthetic guest's in-driver applications (what the benchmark uses) against the real daemon.</summary>
+public sealed class DriverApplicationTests
+{
+    [Theory]
+    [InlineData(4096, false)]
+    [InlineData(65536, true)]
+    public async Task A_sink_consumes_what_the_host_sends_and_a_source_sends_what_the_host_reads(int writeSize, bool poll)
+    {
+        const int total = 8 << 20;
+        await using var daemon = await DaemonHost.StartAsync();
+        await using var guest = SyntheticGuest.Connect(daemon[0].Socket, SyntheticGuestOptions.Default with
+        {
+            RecordReceived = false,
+            PollBeforeSleep = poll ? TimeSpan.FromMicroseconds(50) : TimeSpan.Zero,
+        });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var listener = guest.Listen(5000);
+        var (host, _) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 5000, Scenario.Timeout);
+        using var _ = host;
+        var stream = await listener.AcceptAsync(cts.Token);
+
+        // The host starts first, so the sink also takes over bytes the stream buffered before it ran.
+        var send = HostSide.SendAllAsync(host, GuestIo.Pattern(total, 1), cts.Token);
+        await Task.Delay(50, cts.Token);
+        await stream.SinkAsync(total).WaitAsync(cts.Token);
+        await send;
+
+        var source = stream.SourceAsync(total, writeSize);
+        var received = 0;
+        var buffer = new byte[65536];
+        while (received < total)
+        {
+            var n = await host.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+            Assert.NotEqual(0, n);
+            received += n;
+        }
+        await source.WaitAsync(cts.Token);
+        Assert.Equal(total, received);
+        Scenario.AssertClean(guest);
+    }
+
+    [Fact]
+    public async Task Echo_and_ping_pong_run_request_by_request()
+    {
+        await using var daemon = await DaemonHost.StartAsync();
+        await using var guest = SyntheticGuest.Connect(daemon[0].Socket, SyntheticGuestOptions.Default with { RecordReceived = false });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        // Guest echo, host client.
+        using var listener = guest.Listen(5001);
+        var (host, _) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 5001, Scenario.Timeout);
+        using var hostClient = host;
+        var stream = await listener.AcceptAsync(cts.Token);
+        var echo = stream.EchoAsync(100 * 64);
+        var message = GuestIo.Pattern(64, 2);
+        var reply = new byte[64];
+        for (var i = 0; i < 100; i++)
+        {
+            await HostSide.SendAllAsync(hostClient, message, cts.Token);
+            await hostClient.ReceiveAsync(reply, SocketFlags.None, cts.Token);
+        }
+        await echo.WaitAsync(cts.Token);
+
+        // Guest client, host echo.
+        using var hostListener = HostSide.Listen(daemon[0].UdsPath!, 6001);
+        var client = await guest.ConnectAsync(2, 6001, Scenario.Timeout, cts.Token);
+        using var hostEcho = await hostListener.AcceptAsync(cts.Token);
+        var echoTask = Task.Run(async () =>
+        {
+            var buffer = new byte[64];
+            for (var done = 0; done < 100 * 64;)
+            {
+                var n = await hostEcho.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+                Assert.NotEqual(0, n);
+                await HostSide.SendAllAsync(hostEcho, buffer.AsMemory(0, n).ToArray(), cts.Token);
+                done += n;
+            }
+        });
+        var times = await client.PingPongAsync(100, 64).WaitAsync(cts.Token);
+        await echoTask;
+        Assert.Equal(100, times.Length);
+        Assert.All(times, t => Assert.True(t > 0));
+        Scenario.AssertClean(guest);
+    }
+}
