@@ -14,6 +14,8 @@ internal sealed record BenchOptions
     public bool Pinned { get; init; } = true;
     /// <summary>How long the synthetic guest's driver thread polls before it blocks (0: it blocks at once).</summary>
     public int GuestPollMicroseconds { get; init; }
+    /// <summary>The synthetic guest asks for TX interrupts only when it needs TX room (SyntheticGuestOptions.LazyTxReclaim).</summary>
+    public bool LazyTxReclaim { get; init; } = true;
     public bool Unpinned { get; init; } = true;
     public IReadOnlySet<string> Phases { get; init; } = AllPhases;
 
@@ -21,7 +23,8 @@ internal sealed record BenchOptions
 
     public const string Usage = """
         usage: Vsock.Bench [--daemon PATH/vhost-device-vsock.dll] [--cell-mib 256] [--gc-mib 1024]
-                           [--idle 10000] [--latency 20000] [--rate 2000] [--placement both|pinned|unpinned] [--guest-poll-us 0]
+                           [--idle 10000] [--latency 20000] [--rate 2000] [--placement both|pinned|unpinned]
+                           [--guest-poll-us 0] [--guest-tx-interrupts lazy|always]
                            [--only reference,throughput,latency,rate,memory,gc] [--quick]
         """;
 
@@ -41,6 +44,12 @@ internal sealed record BenchOptions
                 "--latency" => options with { LatencySamples = NextInt() },
                 "--rate" => options with { RateConnections = NextInt() },
                 "--guest-poll-us" => options with { GuestPollMicroseconds = NextInt() },
+                "--guest-tx-interrupts" => Next() switch
+                {
+                    "lazy" => options with { LazyTxReclaim = true },
+                    "always" => options with { LazyTxReclaim = false },
+                    var other => throw new ArgumentException($"unknown TX interrupt mode {other}\n{Usage}"),
+                },
                 "--placement" => Next() switch
                 {
                     "both" => options with { Pinned = true, Unpinned = true },

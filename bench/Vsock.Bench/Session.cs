@@ -20,7 +20,7 @@ internal sealed class Session : IAsyncDisposable
     public uint NextPort() => _nextPort++;
 
     /// <summary>The synthetic guest plays QEMU 7.2 + Linux: 128-entry rings, 4 KiB RX buffers, EVENT_IDX, buf_alloc 256 KiB.</summary>
-    public static async Task<Session> StartAsync(string launcherDll, ulong daemonMask, TimeSpan guestPoll)
+    public static async Task<Session> StartAsync(string launcherDll, ulong daemonMask, TimeSpan guestPoll, bool lazyTx)
     {
         var daemon = await DaemonProcess.StartAsync(launcherDll, daemonMask);
         try
@@ -30,6 +30,7 @@ internal sealed class Session : IAsyncDisposable
                 RecordReceived = false,
                 MemorySize = 128L << 20,
                 PollBeforeSleep = guestPoll,
+                LazyTxReclaim = lazyTx,
             });
             return new Session(daemon, guest);
         }

@@ -7,9 +7,10 @@ namespace Vsock.Integration.Tests;
 public sealed class DriverApplicationTests
 {
     [Theory]
-    [InlineData(4096, false)]
-    [InlineData(65536, true)]
-    public async Task A_sink_consumes_what_the_host_sends_and_a_source_sends_what_the_host_reads(int writeSize, bool poll)
+    [InlineData(4096, false, false)]
+    [InlineData(65536, true, false)]
+    [InlineData(4096, false, true)]
+    public async Task A_sink_consumes_what_the_host_sends_and_a_source_sends_what_the_host_reads(int writeSize, bool poll, bool lazyTx)
     {
         const int total = 8 << 20;
         await using var daemon = await DaemonHost.StartAsync();
@@ -17,6 +18,7 @@ public sealed class DriverApplicationTests
         {
             RecordReceived = false,
             PollBeforeSleep = poll ? TimeSpan.FromMicroseconds(50) : TimeSpan.Zero,
+            LazyTxReclaim = lazyTx,
         });
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         using var listener = guest.Listen(5000);
@@ -41,6 +43,36 @@ public sealed class DriverApplicationTests
         }
         await source.WaitAsync(cts.Token);
         Assert.Equal(total, received);
+        Scenario.AssertClean(guest);
+    }
+
+    [Fact]
+    public async Task A_lazily_reclaiming_driver_still_wakes_a_writer_that_waits_for_tx_room()
+    {
+        // 64 KiB packets in 4 KiB fragments: 17 descriptors each, so the 128-entry TX ring fills and the
+        // writer has to wait for room, which needs TX interrupts back on.
+        const int total = 4 << 20;
+        await using var daemon = await DaemonHost.StartAsync();
+        await using var guest = SyntheticGuest.Connect(daemon[0].Socket, SyntheticGuestOptions.Default with
+        {
+            LazyTxReclaim = true,
+            TxLayout = TxLayout.SplitPayload,
+        });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var hostListener = HostSide.Listen(daemon[0].UdsPath!, 6002);
+        var stream = await guest.ConnectAsync(2, 6002, Scenario.Timeout, cts.Token);
+        using var host = await hostListener.AcceptAsync(cts.Token);
+        var write = stream.WriteAsync(GuestIo.Pattern(total, 3), cts.Token).AsTask();
+        var received = 0;
+        var buffer = new byte[65536];
+        while (received < total)
+        {
+            var n = await host.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+            Assert.NotEqual(0, n);
+            received += n;
+        }
+        await write;
+        Assert.True(guest.Statistics.TxInterrupts > 0, "the writer never asked for TX room");
         Scenario.AssertClean(guest);
     }
 

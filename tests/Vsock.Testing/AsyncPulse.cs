@@ -10,6 +10,9 @@ internal sealed class AsyncPulse
     private TaskCompletionSource _source = New();
     private bool _armed;
 
+    /// <summary>Someone waits for the next pulse.</summary>
+    public bool IsArmed => _armed;
+
     public Task Wait()
     {
         _armed = true;

@@ -133,10 +133,22 @@ public sealed partial class SyntheticGuest
             ConsumeRx();
             FillRx(kick: true);
         }
-        while (_rx.EnableInterrupts() | _tx.EnableInterrupts());
+        while (_rx.EnableInterrupts() | EnableTxInterruptsIfWanted());
     }
 
-    private void ReclaimTx()
+    /// <summary>With <see cref="SyntheticGuestOptions.LazyTxReclaim"/>: TX interrupts only while someone needs TX room.</summary>
+    private bool EnableTxInterruptsIfWanted()
+    {
+        if (!_options.LazyTxReclaim || TxRoomWanted)
+            return _tx.EnableInterrupts();
+        _tx.DisableInterrupts();
+        return false;
+    }
+
+    private bool TxRoomWanted => _tx.FreeCount < _tx.Size / 2 || _controlBacklog.Count > 0 || _txSpace.IsArmed;
+
+    /// <summary>Frees the TX chains the device has used (no other side effects; safe inside TryPostTx).</summary>
+    private bool FreeUsedTx()
     {
         var reclaimed = false;
         while (_tx.TryTakeUsed(out var head, out _, out var violation))
@@ -150,7 +162,12 @@ public sealed partial class SyntheticGuest
             _usedTxChains++;
             reclaimed = true;
         }
-        if (!reclaimed)
+        return reclaimed;
+    }
+
+    private void ReclaimTx()
+    {
+        if (!FreeUsedTx() && !(_options.LazyTxReclaim && (_controlBacklog.Count > 0 || _txSpace.IsArmed)))
             return;
         while (_controlBacklog.Count > 0 && TryPostTx(_controlBacklog.Peek(), default))
             _controlBacklog.Dequeue();
@@ -275,6 +292,8 @@ public sealed partial class SyntheticGuest
         else
             count = 1 + (payload.Length + _options.TxFragmentSize - 1) / _options.TxFragmentSize;
         Span<ushort> indices = count <= 64 ? stackalloc ushort[count] : new ushort[count];
+        if (_options.LazyTxReclaim && _tx.FreeCount < count)
+            FreeUsedTx();
         if (!_tx.TryAllocate(indices))
             return false;
         var head = indices[0];

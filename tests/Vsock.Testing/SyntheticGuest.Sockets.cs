@@ -183,7 +183,14 @@ public sealed partial class SyntheticGuest
         return false;
     }
 
-    internal Task TxSpaceWait() => _txSpace.Wait();
+    internal Task TxSpaceWait()
+    {
+        var wait = _txSpace.Wait();
+        // A lazily reclaiming driver may have turned TX interrupts off: the waiter needs them back.
+        if (_options.LazyTxReclaim && _tx.EnableInterrupts())
+            _wake.Signal(); // chains were used meanwhile: let the driver thread reclaim them now
+        return wait;
+    }
 
     internal int MaxPacketPayload => _options.MaxPacketPayload;
 

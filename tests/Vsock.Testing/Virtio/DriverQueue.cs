@@ -213,4 +213,14 @@ internal sealed unsafe class DriverQueue
         Interlocked.MemoryBarrier();
         return DeviceUsedIdx != _lastUsedIdx;
     }
+
+    /// <summary>
+    /// Asks for no interrupts (Linux: virtqueue_disable_cb): without EVENT_IDX avail->flags =
+    /// NO_INTERRUPT; with it used_event is simply left behind, so the device's check never fires.
+    /// </summary>
+    public void DisableInterrupts()
+    {
+        if (!EventIdx)
+            Volatile.Write(ref *(ushort*)_avail, (ushort)1);
+    }
 }
