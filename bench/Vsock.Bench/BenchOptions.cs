@@ -16,6 +16,8 @@ internal sealed record BenchOptions
     public int GuestPollMicroseconds { get; init; }
     /// <summary>The synthetic guest asks for TX interrupts only when it needs TX room (SyntheticGuestOptions.LazyTxReclaim).</summary>
     public bool LazyTxReclaim { get; init; } = true;
+    /// <summary>More daemon arguments (e.g. <c>--tx-buffer-size 262144</c>); the defaults are the documented run.</summary>
+    public IReadOnlyList<string> DaemonArguments { get; init; } = [];
     public bool Unpinned { get; init; } = true;
     public IReadOnlySet<string> Phases { get; init; } = AllPhases;
 
@@ -24,7 +26,7 @@ internal sealed record BenchOptions
     public const string Usage = """
         usage: Vsock.Bench [--daemon PATH/vhost-device-vsock.dll] [--cell-mib 256] [--gc-mib 1024]
                            [--idle 10000] [--latency 20000] [--rate 2000] [--placement both|pinned|unpinned]
-                           [--guest-poll-us 0] [--guest-tx-interrupts lazy|always]
+                           [--guest-poll-us 0] [--guest-tx-interrupts lazy|always] [--tx-buffer-size BYTES (daemon)]
                            [--only reference,throughput,latency,rate,memory,gc] [--quick]
         """;
 
@@ -44,6 +46,7 @@ internal sealed record BenchOptions
                 "--latency" => options with { LatencySamples = NextInt() },
                 "--rate" => options with { RateConnections = NextInt() },
                 "--guest-poll-us" => options with { GuestPollMicroseconds = NextInt() },
+                "--tx-buffer-size" => options with { DaemonArguments = [.. options.DaemonArguments, "--tx-buffer-size", NextInt().ToString(CultureInfo.InvariantCulture)] },
                 "--guest-tx-interrupts" => Next() switch
                 {
                     "lazy" => options with { LazyTxReclaim = true },

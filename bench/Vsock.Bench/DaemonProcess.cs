@@ -29,7 +29,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
     public IReadOnlyCollection<string> Stderr => _stderr;
 
     /// <summary>Starts the daemon with the CPU mask <paramref name="cpuMask"/> and waits for its vhost-user socket.</summary>
-    public static async Task<DaemonProcess> StartAsync(string launcherDll, ulong cpuMask)
+    public static async Task<DaemonProcess> StartAsync(string launcherDll, ulong cpuMask, IReadOnlyList<string> extraArguments)
     {
         var directory = System.IO.Directory.CreateTempSubdirectory("vbench-").FullName;
         var start = new ProcessStartInfo("dotnet")
@@ -41,6 +41,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
         start.ArgumentList.Add(launcherDll);
         foreach (var arg in new[] { "--guest-cid", "3", "--socket", Path.Combine(directory, "vhost.sock"),
                      "--uds-path", Path.Combine(directory, "vm3.vsock"), "--log-level", "warn" })
+            start.ArgumentList.Add(arg);
+        foreach (var arg in extraArguments)
             start.ArgumentList.Add(arg);
         start.Environment["VSOCK_STATS_FILE"] = Path.Combine(directory, "stats");
         start.Environment.Remove("RUST_LOG");

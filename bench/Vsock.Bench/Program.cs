@@ -46,7 +46,7 @@ try
 
         if (options.Phases.Overlaps(["throughput", "latency", "rate", "gc"]))
         {
-            await using var session = await Session.StartAsync(options.LauncherDll, daemonMask, TimeSpan.FromMicroseconds(options.GuestPollMicroseconds), options.LazyTxReclaim);
+            await using var session = await Session.StartAsync(options, daemonMask);
             report.DaemonCpus[placement] = session.Daemon.ReadStatusText("Cpus_allowed_list");
             if (options.Phases.Contains("throughput"))
             {
@@ -90,7 +90,7 @@ try
         if (options.Phases.Contains("memory") && placement == placements[0])
         {
             report.Progress($"{placement} idle memory, {options.IdleConnections} connections");
-            await using var session = await Session.StartAsync(options.LauncherDll, daemonMask, TimeSpan.FromMicroseconds(options.GuestPollMicroseconds), options.LazyTxReclaim);
+            await using var session = await Session.StartAsync(options, daemonMask);
             var wanted = options.IdleConnections;
             var daemonLimit = session.Daemon.ReadOpenFileLimit();
             var affordable = (int)Math.Min(wanted, Math.Min((long)fdLimit, daemonLimit) - 200);

@@ -32,8 +32,11 @@ internal sealed class Report(BenchOptions options)
         Line("# vhost-device-vsock benchmark");
         Line();
         Line($"- machine: {Environment.ProcessorCount} CPUs ({cpu}), {Environment.OSVersion.VersionString}, .NET {Environment.Version}; load average at start: {load}");
-        Line($"- daemon: `dotnet {Path.GetFileName(options.LauncherDll)} --guest-cid 3 --socket S --uds-path U --log-level warn` (Release), a separate process");
-        Line("- driver: this process; a synthetic guest (QEMU 7.2 + Linux virtio-vsock: 128-entry rings, 4 KiB RX buffers, EVENT_IDX, buf_alloc 256 KiB, 64 KiB max packet) over the real vhost-user socket, and host applications on the real unix sockets");
+        Line($"- daemon: `dotnet {Path.GetFileName(options.LauncherDll)} --guest-cid 3 --socket S --uds-path U --log-level warn{string.Concat(options.DaemonArguments.Select(a => " " + a))}` (Release), a separate process");
+        Line("- driver: this process; a synthetic guest (QEMU 7.2 + Linux virtio-vsock: 128-entry rings, 4 KiB RX buffers, EVENT_IDX, buf_alloc 256 KiB, 64 KiB max packet) over the real vhost-user socket, and host applications on the real unix sockets (blocking calls, one thread per stream)");
+        Line($"- guest applications: inside the driver thread (sink, source, echo, ping-pong; no copy to an application buffer, no hand-off to a task); " +
+             $"TX interrupts {(options.LazyTxReclaim ? "only when TX room is needed (lazy reclaim)" : "always (as Linux virtio-vsock)")}; " +
+             $"driver polls {options.GuestPollMicroseconds} µs before it sleeps");
         Line($"- CPUs: pinned = daemon on {CpuPlacement.Describe(CpuPlacement.DaemonMask)}, driver on {CpuPlacement.Describe(CpuPlacement.DriverMask)}; unpinned = the scheduler places both on {CpuPlacement.Describe(CpuPlacement.AllCpus)}; the reference always has {CpuPlacement.Describe(CpuPlacement.AllCpus)}");
         Line($"- open-file limit (soft, raised to hard): {fdLimit}");
         Console.Error.Write(_out.ToString());

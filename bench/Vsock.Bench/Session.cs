@@ -20,17 +20,17 @@ internal sealed class Session : IAsyncDisposable
     public uint NextPort() => _nextPort++;
 
     /// <summary>The synthetic guest plays QEMU 7.2 + Linux: 128-entry rings, 4 KiB RX buffers, EVENT_IDX, buf_alloc 256 KiB.</summary>
-    public static async Task<Session> StartAsync(string launcherDll, ulong daemonMask, TimeSpan guestPoll, bool lazyTx)
+    public static async Task<Session> StartAsync(BenchOptions options, ulong daemonMask)
     {
-        var daemon = await DaemonProcess.StartAsync(launcherDll, daemonMask);
+        var daemon = await DaemonProcess.StartAsync(options.LauncherDll, daemonMask, options.DaemonArguments);
         try
         {
             var guest = SyntheticGuest.Connect(daemon.Socket, SyntheticGuestOptions.Default with
             {
                 RecordReceived = false,
                 MemorySize = 128L << 20,
-                PollBeforeSleep = guestPoll,
-                LazyTxReclaim = lazyTx,
+                PollBeforeSleep = TimeSpan.FromMicroseconds(options.GuestPollMicroseconds),
+                LazyTxReclaim = options.LazyTxReclaim,
             });
             return new Session(daemon, guest);
         }
