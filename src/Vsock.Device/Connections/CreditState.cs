@@ -67,9 +67,9 @@ public struct CreditState
     public void OnAdvertised() => LastAdvertisedFwdCnt = FwdCnt;
 
     /// <summary>
-    /// True when the guest's view of our free space has fallen under half the buffer while we have
-    /// freed space it does not know about. Half (not the reference's quarter) keeps a guest that
-    /// streams at full speed from stalling on the default 64 KiB buffer; see docs/BENCHMARKS.md.
+    /// True when the guest's view of our free space has fallen under a quarter of the buffer while we
+    /// have freed space it does not know about (the reference's rule). Half was tried: twice the
+    /// CREDIT_UPDATE packets and guest notifications, and no faster (docs/BENCHMARKS.md, session 2).
     /// </summary>
     public readonly bool ShouldSendCreditUpdate
     {
@@ -79,7 +79,7 @@ public struct CreditState
                 return false;
             var guestViewInFlight = unchecked(RecvCnt - LastAdvertisedFwdCnt);
             var guestViewFree = guestViewInFlight >= BufAlloc ? 0 : BufAlloc - guestViewInFlight;
-            return guestViewFree < BufAlloc / 2;
+            return guestViewFree < BufAlloc / 4;
         }
     }
 }

@@ -71,16 +71,16 @@ public class CreditStateTests
     }
 
     [Fact]
-    public void Credit_update_is_due_when_the_guest_view_of_free_space_is_below_half()
+    public void Credit_update_is_due_when_the_guest_view_of_free_space_is_below_a_quarter()
     {
         var c = new CreditState(65536);
         Assert.False(c.ShouldSendCreditUpdate);
-        c.OnReceivedFromGuest(30000);
-        c.OnForwarded(30000);
-        Assert.False(c.ShouldSendCreditUpdate); // guest still sees 35536 free
+        c.OnReceivedFromGuest(40000);
+        c.OnForwarded(40000);
+        Assert.False(c.ShouldSendCreditUpdate); // guest still sees 25536 free, more than 16384
         c.OnReceivedFromGuest(10000);
         c.OnForwarded(10000);
-        Assert.True(c.ShouldSendCreditUpdate); // guest sees 25536 free, we have 65536
+        Assert.True(c.ShouldSendCreditUpdate); // guest sees 15536 free, we have 65536
         c.OnAdvertised();
         Assert.False(c.ShouldSendCreditUpdate);
     }
