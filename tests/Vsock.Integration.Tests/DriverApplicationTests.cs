@@ -33,16 +33,8 @@ public sealed class DriverApplicationTests
         await send;
 
         var source = stream.SourceAsync(total, writeSize);
-        var received = 0;
-        var buffer = new byte[65536];
-        while (received < total)
-        {
-            var n = await host.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-            Assert.NotEqual(0, n);
-            received += n;
-        }
+        await DataPathTests.ReceiveExactlyAsync(host, total, cts.Token);
         await source.WaitAsync(cts.Token);
-        Assert.Equal(total, received);
         Scenario.AssertClean(guest);
     }
 
@@ -62,16 +54,11 @@ public sealed class DriverApplicationTests
         using var hostListener = HostSide.Listen(daemon[0].UdsPath!, 6002);
         var stream = await guest.ConnectAsync(2, 6002, Scenario.Timeout, cts.Token);
         using var host = await hostListener.AcceptAsync(cts.Token);
-        var write = stream.WriteAsync(GuestIo.Pattern(total, 3), cts.Token).AsTask();
-        var received = 0;
-        var buffer = new byte[65536];
-        while (received < total)
-        {
-            var n = await host.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-            Assert.NotEqual(0, n);
-            received += n;
-        }
+        var data = GuestIo.Pattern(total, 3);
+        var write = stream.WriteAsync(data, cts.Token).AsTask();
+        var received = await DataPathTests.ReceiveExactlyAsync(host, total, cts.Token);
         await write;
+        Assert.Equal(Scenario.Hash(data), Scenario.Hash(received));
         Assert.True(guest.Statistics.TxInterrupts > 0, "the writer never asked for TX room");
         Scenario.AssertClean(guest);
     }

@@ -14,7 +14,7 @@ namespace Vsock.Device.Backend;
 /// split queues and their call eventfds, turns TX chains into packets for an <see cref="ITxPacketHandler"/>
 /// and fills RX chains from a FIFO of <see cref="OutboundPacket"/>s.
 ///
-/// Not thread-safe by design: exactly one owner (the VM's device actor, on its pinned thread) calls it,
+/// Not thread-safe by design: exactly one owner (the VM's device actor, on its event-loop thread) calls it,
 /// both for vhost-user requests (through <see cref="VhostUserSession"/>) and for draining rings, so
 /// guest memory and ring state are only ever touched from that thread.
 /// </summary>
