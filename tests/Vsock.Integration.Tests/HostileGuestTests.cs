@@ -54,6 +54,34 @@ public sealed class HostileGuestTests
     });
 
     [Fact]
+    public Task Unusable_rx_buffers_come_back_empty_and_the_data_takes_the_next_good_ones() => AttackAsync(async (guest, daemon) =>
+    {
+        var scratch = guest.AllocateScratch(4096);
+        ushort[] bad =
+        [
+            guest.PostRawRx(RawDescriptor.Writable(guest.RamSize + 0x1000, 4096)),                    // outside RAM
+            guest.PostRawRx(RawDescriptor.Writable(guest.RamSize - 100, 4096)),                       // straddling the end
+            guest.PostRawRx(RawDescriptor.Readable(scratch, 4096)),                                   // device-readable
+            guest.PostRawRx(RawDescriptor.Writable(scratch, 20)),                                     // shorter than a header
+            guest.PostRawRx(RawDescriptor.Writable(scratch, 44, next: 1), RawDescriptor.Writable(ulong.MaxValue - 7, 4096)), // data wraps 2^64
+        ];
+        // 1 MiB host → guest needs ~260 RX buffers: the device reaches the raw ones behind the 122 stocked.
+        using var cts = new CancellationTokenSource(Scenario.Timeout);
+        using var listener = guest.Listen(4444);
+        var (host, _) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 4444, Scenario.Timeout);
+        using var _ = host;
+        var stream = await listener.AcceptAsync(cts.Token);
+        var data = GuestIo.Pattern(1 << 20, 9);
+        var send = HostSide.SendAllAsync(host, data, cts.Token);
+        Assert.Equal(Scenario.Hash(data), Scenario.Hash(await GuestIo.ReadExactlyAsync(stream, data.Length, cts.Token)));
+        await send;
+        var used = guest.RawRxUsed;
+        Assert.Equal(bad.Order(), used.Select(u => u.Head).Order());
+        Assert.All(used, u => Assert.Equal(0u, u.UsedLength));
+        await stream.CloseAsync();
+    }, SyntheticGuestOptions.Default with { RxReserve = 6 });
+
+    [Fact]
     public Task Spoofed_source_cid_is_not_let_through() => AttackAsync(async (guest, daemon) =>
     {
         using var hostListener = HostSide.Listen(daemon[0].UdsPath!, 3333);
@@ -111,10 +139,10 @@ public sealed class HostileGuestTests
     });
 
     /// <summary>Runs <paramref name="attack"/> on VM 0 of a two-VM daemon, then checks the aftermath.</summary>
-    private static async Task AttackAsync(Func<SyntheticGuest, DaemonHost, Task> attack)
+    private static async Task AttackAsync(Func<SyntheticGuest, DaemonHost, Task> attack, SyntheticGuestOptions? victimOptions = null)
     {
         await using var daemon = await DaemonHost.StartAsync(vmCount: 2);
-        await using var victim = SyntheticGuest.Connect(daemon[0].Socket);
+        await using var victim = SyntheticGuest.Connect(daemon[0].Socket, victimOptions ?? SyntheticGuestOptions.Default);
         await using var bystander = SyntheticGuest.Connect(daemon[1].Socket);
 
         await attack(victim, daemon);

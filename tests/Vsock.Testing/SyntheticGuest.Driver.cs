@@ -184,6 +184,13 @@ public sealed partial class SyntheticGuest
                 continue;
             }
             _usedRxBuffers++;
+            if (_rawRxHeads.Remove(head))
+            {
+                // A test's own RX chain: the device's used length is the result; there is nothing to parse.
+                _rawRxUsed.Add((head, usedLength));
+                _rx.Free(head);
+                continue;
+            }
             ParseRx(head, usedLength);
             _rx.Free(head); // after parsing: the buffer is reposted (and overwritten) only now
         }
@@ -234,7 +241,7 @@ public sealed partial class SyntheticGuest
         var perBuffer = _options.RxLayout == RxLayout.TwoDescriptors ? 2 : 1;
         Span<ushort> chain = stackalloc ushort[2];
         var posted = false;
-        while (_rx.FreeCount >= perBuffer)
+        while (_rx.FreeCount - _options.RxReserve >= perBuffer)
         {
             var indices = chain[..perBuffer];
             _rx.TryAllocate(indices);

@@ -5,6 +5,40 @@ namespace Vsock.Testing;
 // Raw access for hostile-guest tests: arbitrary descriptor chains, unchecked packets, guest memory.
 public sealed partial class SyntheticGuest
 {
+    private readonly HashSet<ushort> _rawRxHeads = [];
+    private readonly List<(ushort Head, uint UsedLength)> _rawRxUsed = [];
+
+    /// <summary>
+    /// Posts <paramref name="chain"/> into the RX ring exactly as given (needs free RX descriptors: see
+    /// <see cref="SyntheticGuestOptions.RxReserve"/>), behind the buffers already stocked, and kicks if
+    /// the device wants it. When the device returns it, its used length shows in <see cref="RawRxUsed"/>
+    /// and nothing is parsed. Returns the head index.
+    /// </summary>
+    public ushort PostRawRx(params RawDescriptor[] chain)
+    {
+        CheckRawChain(chain);
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            var head = WriteRawChain(_rx, chain, "RX", " (set RxReserve)");
+            _rawRxHeads.Add(head);
+            _rx.MakeAvailable(head);
+            if (_rx.KickNeeded())
+                KickRxNow();
+            return head;
+        }
+    }
+
+    /// <summary>Raw RX chains the device has returned, with the length it used, in used-ring order.</summary>
+    public IReadOnlyList<(ushort Head, uint UsedLength)> RawRxUsed
+    {
+        get
+        {
+            lock (_sync)
+                return [.. _rawRxUsed];
+        }
+    }
+
     /// <summary>Size of the guest RAM (valid guest physical addresses are [0, RamSize)).</summary>
     public ulong RamSize => _ram.Size;
 
@@ -64,6 +98,19 @@ public sealed partial class SyntheticGuest
     /// </summary>
     public ushort SendRawTx(params RawDescriptor[] chain)
     {
+        CheckRawChain(chain);
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            var head = WriteRawChain(_tx, chain, "TX", "");
+            PublishTx(head);
+            _packetsSent++;
+            return head;
+        }
+    }
+
+    private static void CheckRawChain(RawDescriptor[] chain)
+    {
         ArgumentNullException.ThrowIfNull(chain);
         if (chain.Length == 0)
             throw new ArgumentException("a chain needs at least one descriptor", nameof(chain));
@@ -72,22 +119,20 @@ public sealed partial class SyntheticGuest
             if (!chain[i].NextIsAbsolute && chain[i].Next >= chain.Length)
                 throw new ArgumentException($"descriptor {i} names chain entry {chain[i].Next}, the chain has {chain.Length}", nameof(chain));
         }
-        lock (_sync)
+    }
+
+    /// <summary>Writes <paramref name="chain"/> into free descriptors of <paramref name="queue"/> as given (under _sync); returns the head.</summary>
+    private static ushort WriteRawChain(Virtio.DriverQueue queue, RawDescriptor[] chain, string ring, string hint)
+    {
+        var indices = new ushort[chain.Length];
+        if (!queue.TryAllocate(indices))
+            throw new InvalidOperationException($"the {ring} ring has {queue.FreeCount} free descriptors, the chain needs {chain.Length}{hint}");
+        for (var i = 0; i < chain.Length; i++)
         {
-            ThrowIfDisposed();
-            var indices = new ushort[chain.Length];
-            if (!_tx.TryAllocate(indices))
-                throw new InvalidOperationException($"the TX ring has {_tx.FreeCount} free descriptors, the chain needs {chain.Length}");
-            for (var i = 0; i < chain.Length; i++)
-            {
-                var d = chain[i];
-                var next = d.NextIsAbsolute ? d.Next : indices[d.Next];
-                _tx.WriteDescriptor(indices[i], d.Address, d.Length, d.Flags, next);
-            }
-            PublishTx(indices[0]);
-            _packetsSent++;
-            return indices[0];
+            var d = chain[i];
+            queue.WriteDescriptor(indices[i], d.Address, d.Length, d.Flags, d.NextIsAbsolute ? d.Next : indices[d.Next]);
         }
+        return indices[0];
     }
 
     /// <summary>

@@ -93,6 +93,9 @@ public sealed record SyntheticGuestOptions
     /// </summary>
     public bool LazyTxReclaim { get; init; }
 
+    /// <summary>RX descriptors the driver leaves unstocked, for a hostile-guest test's <see cref="SyntheticGuest.PostRawRx"/>.</summary>
+    public int RxReserve { get; init; }
+
     internal void Validate()
     {
         if (QueueSize == 0 || (QueueSize & (QueueSize - 1)) != 0 || QueueSize > 32768)
