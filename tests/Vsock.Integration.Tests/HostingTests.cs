@@ -34,4 +34,35 @@ public sealed class HostingTests
         var connection = ((ActorRefWithCell)device).Underlying.ChildrenContainer.Children.Single();
         Assert.Equal(VsockDispatchers.ForVm(3), ((ActorRefWithCell)connection).Underlying.Props.Dispatcher);
     }
+
+    [Fact]
+    public async Task A_device_on_an_ordinary_dispatcher_runs_its_own_event_loop_and_serves()
+    {
+        // An actor system built by hand, without the vsock HOCON: the device and its connections run on
+        // the default dispatcher and their fds are watched by a loop thread of the device's own.
+        var directory = System.IO.Directory.CreateTempSubdirectory("vsit-").FullName;
+        using var system = ActorSystem.Create("plain");
+        try
+        {
+            var settings = new Vsock.Actors.Settings.VmSettings
+            {
+                GuestCid = 3,
+                Socket = Path.Combine(directory, "vhost.sock"),
+                UdsPath = Path.Combine(directory, "vm.vsock"),
+            };
+            var router = system.ActorOf(Vsock.Actors.Routing.GroupRouterActor.Props());
+            system.ActorOf(DeviceActor.Props(settings, router, Akka.Dispatch.Dispatchers.DefaultDispatcherId));
+            var deadline = DateTime.UtcNow + Scenario.Timeout;
+            while (!File.Exists(settings.Socket) && DateTime.UtcNow < deadline)
+                await Task.Delay(10);
+            await using var guest = SyntheticGuest.Connect(settings.Socket);
+            await Scenario.VmServesAsync(guest, settings.UdsPath);
+            Scenario.AssertClean(guest);
+        }
+        finally
+        {
+            await system.Terminate();
+            System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
 }
