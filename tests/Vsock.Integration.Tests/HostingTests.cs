@@ -31,15 +31,19 @@ public sealed class HostingTests
         Assert.Equal("OK 5000\n", reply);
         var vm3 = await devices.Ask<IActorRef>(new VsockDevicesActor.GetVm(3), TimeSpan.FromSeconds(5));
         var device = (await vm3.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, TimeSpan.FromSeconds(5))).Device!;
-        var connection = ((ActorRefWithCell)device).Underlying.ChildrenContainer.Children.Single();
+        // Its children: the uds-path listener and the stream's connection actor.
+        var children = ((ActorRefWithCell)device).Underlying.ChildrenContainer.Children.ToList();
+        Assert.Equal(2, children.Count);
+        var connection = children.Single(c => c.Path.Name != "uds");
+        Assert.All(children, c => Assert.Equal(VsockDispatchers.ForVm(3), ((ActorRefWithCell)c).Underlying.Props.Dispatcher));
         Assert.Equal(VsockDispatchers.ForVm(3), ((ActorRefWithCell)connection).Underlying.Props.Dispatcher);
     }
 
     [Fact]
-    public async Task A_device_on_an_ordinary_dispatcher_runs_its_own_event_loop_and_serves()
+    public async Task A_device_started_off_its_event_loop_refuses_to_run_and_says_why()
     {
-        // An actor system built by hand, without the vsock HOCON: the device and its connections run on
-        // the default dispatcher and their fds are watched by a loop thread of the device's own.
+        // One dispatcher mode: a device must run on its VM's event loop (it lends guest memory to its streams,
+        // which is only safe on that one thread). Started elsewhere, it stops before binding anything.
         var directory = System.IO.Directory.CreateTempSubdirectory("vsit-").FullName;
         using var system = ActorSystem.Create("plain");
         try
@@ -51,18 +55,32 @@ public sealed class HostingTests
                 UdsPath = Path.Combine(directory, "vm.vsock"),
             };
             var router = system.ActorOf(Vsock.Actors.Routing.GroupRouterActor.Props());
-            system.ActorOf(DeviceActor.Props(settings, router, Akka.Dispatch.Dispatchers.DefaultDispatcherId));
+            var errors = new List<string>();
+            var listener = system.ActorOf(Props.Create(() => new ErrorCollector(errors)));
+            system.EventStream.Subscribe(listener, typeof(Akka.Event.Error));
+            var device = system.ActorOf(DeviceActor.Props(settings, router, Akka.Dispatch.Dispatchers.DefaultDispatcherId));
             var deadline = DateTime.UtcNow + Scenario.Timeout;
-            while (!File.Exists(settings.Socket) && DateTime.UtcNow < deadline)
+            while (!device.IsNobody() && DateTime.UtcNow < deadline && !((ActorRefWithCell)device).Underlying.IsTerminated)
                 await Task.Delay(10);
-            await using var guest = SyntheticGuest.Connect(settings.Socket);
-            await Scenario.VmServesAsync(guest, settings.UdsPath);
-            Scenario.AssertClean(guest);
+            Assert.True(((ActorRefWithCell)device).Underlying.IsTerminated);
+            Assert.False(File.Exists(settings.Socket));
+            Assert.False(File.Exists(settings.UdsPath));
+            lock (errors)
+                Assert.Contains(errors, e => e.Contains("must run on a vsock event-loop dispatcher"));
         }
         finally
         {
             await system.Terminate();
             System.IO.Directory.Delete(directory, recursive: true);
         }
+    }
+
+    private sealed class ErrorCollector : ReceiveActor
+    {
+        public ErrorCollector(List<string> errors) => Receive<Akka.Event.Error>(e =>
+        {
+            lock (errors)
+                errors.Add(e.Cause?.ToString() ?? e.Message.ToString() ?? "");
+        });
     }
 }

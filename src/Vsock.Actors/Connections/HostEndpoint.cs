@@ -1,60 +1,59 @@
 using System.Net.Sockets;
+using Microsoft.Win32.SafeHandles;
 using Vsock.Device.Interop;
 using VsockApi = Vsock.Device.Interop.Vsock;
 
 namespace Vsock.Actors.Connections;
 
 /// <summary>
-/// Where a guest-initiated stream goes on the host: a unix socket (<c>uds-path_PORT</c>) or a host
-/// AF_VSOCK address (<c>forward-cid:PORT</c>). Both connect without blocking an actor and hand back a
-/// connected <see cref="Socket"/>, whose asynchronous Send/Receive the connection actor uses.
+/// Where a guest-initiated stream goes on the host: a unix socket (<c>uds-path_PORT</c>) or a host AF_VSOCK address
+/// (<c>forward-cid:PORT</c>). The connect runs on a pool thread, never on the VM's loop, and hands back the connected
+/// fd, which the stream then owns.
 /// </summary>
 public abstract record HostEndpoint
 {
-    public abstract Task<Socket> ConnectAsync();
+    public abstract Task<SafeFileHandle> ConnectAsync(TimeSpan timeout);
 
-    public static HostEndpoint ForGuestPort(ConnectionOptions options, uint port) =>
-        options.UdsPath is { } uds
+    public static HostEndpoint ForGuestPort(ConnectionSettings settings, uint port) =>
+        settings.UdsPath is { } uds
             ? new UnixEndpoint($"{uds}_{port}")
-            : new VsockEndpoint(options.ForwardCid ?? throw new InvalidOperationException("a VM needs uds-path or forward-cid"), port);
+            : new VsockEndpoint(settings.ForwardCid ?? throw new InvalidOperationException("a VM needs uds-path or forward-cid"), port);
 }
 
 public sealed record UnixEndpoint(string Path) : HostEndpoint
 {
     /// <summary>
-    /// connect(2) on a pool thread: it returns at once unless the listener's backlog is full, and then
-    /// it must not hold the VM's loop. Not the runtime's async connect: that would register the fd with
-    /// the runtime's socket engine, whose thread would then wake for every packet of the stream.
+    /// connect(2) on a pool thread: it returns at once unless the listener's backlog is full, and then it must not
+    /// hold the VM's loop (the reference blocks its event loop here). Not the runtime's async connect: that would
+    /// register the fd with the runtime's socket engine, whose thread would then wake for every packet.
     /// </summary>
-    public override Task<Socket> ConnectAsync() => Task.Run(() => UnixSocket.Connect(Path).ToSocket());
+    public override Task<SafeFileHandle> ConnectAsync(TimeSpan timeout) => Task.Run(() =>
+    {
+        var socket = UnixSocket.Connect(Path);
+        socket.SetNonBlocking(true);
+        return socket.Handle;
+    });
 
     public override string ToString() => Path;
 }
 
 public sealed record VsockEndpoint(uint Cid, uint Port) : HostEndpoint
 {
-    /// <summary>How long a host AF_VSOCK connect may take before the guest's REQUEST is reset.</summary>
-    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(2);
-
-    /// <summary>
-    /// .NET cannot connect an AF_VSOCK socket asynchronously (its async connect does not know the
-    /// family), so the non-blocking connect is finished with poll(2) on a pool thread: the wait is
-    /// bounded by <see cref="ConnectTimeout"/> and never holds an actor.
-    /// </summary>
-    public override Task<Socket> ConnectAsync() => Task.Run(() =>
+    /// <summary>A non-blocking connect finished with poll(2) on a pool thread, bounded by <paramref name="timeout"/>.</summary>
+    public override Task<SafeFileHandle> ConnectAsync(TimeSpan timeout) => Task.Run(() =>
     {
         var fd = VsockApi.ConnectNonBlocking(Cid, Port, out var inProgress);
         try
         {
             if (inProgress)
             {
-                if (Poll.WaitWritable(fd, (int)ConnectTimeout.TotalMilliseconds) == 0)
+                if (Poll.WaitWritable(fd, (int)timeout.TotalMilliseconds) == 0)
                     throw new SocketException((int)SocketError.TimedOut);
                 var error = VsockApi.GetSocketError(fd);
                 if (error != 0)
                     throw new SocketException(error);
             }
-            return VsockApi.ToSocket(fd);
+            return fd;
         }
         catch
         {

@@ -1,5 +1,5 @@
 using Akka.Event;
-using Vsock.Device.Backend;
+using Vsock.Device.Diagnostics;
 
 namespace Vsock.Actors.Device;
 

@@ -1,208 +1,163 @@
-using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Event;
+using Microsoft.Win32.SafeHandles;
 using Vsock.Actors.Connections;
+using Vsock.Actors.Dispatch;
+using Vsock.Actors.Listeners;
 using Vsock.Actors.Routing;
 using Vsock.Actors.Settings;
 using Vsock.Device.Backend;
 using Vsock.Device.Connections;
+using Vsock.Device.Diagnostics;
 using Vsock.Device.Interop;
+using Vsock.Device.Packets;
 using Vsock.Device.Threading;
-using Vsock.Actors.Dispatch;
+using Vsock.Device.VhostUser;
 using static Vsock.Actors.Protocol.DeviceProtocol;
+using static Vsock.Actors.Routing.GroupRouterProtocol;
 
 namespace Vsock.Actors.Device;
 
 /// <summary>
-/// One VM's vsock device. Runs on the VM's event-loop dispatcher (<see cref="VsockDispatchers"/>) and is
-/// the single owner of the VM's OS resources and guest state: the vhost-user listening socket and the VMM
-/// connection, the guest memory mapping, the RX/TX rings and their eventfds, and the host listener on
-/// <c>uds-path</c>. Their readiness comes from the <see cref="EventLoop"/> the actor runs on, as messages.
+/// One VM's vsock device: the owner of the VM's device state and the switch for its messages. It runs on the VM's
+/// event-loop dispatcher (<see cref="VsockDispatchers"/>) with all its children, and owns
+/// <list type="bullet">
+/// <item>the vhost-user listening socket and the VMM connection (<see cref="VmmLink"/>: session, guest memory, rings);</item>
+/// <item>the RX/TX kick eventfd registrations;</item>
+/// <item>the streams (<see cref="StreamTable"/>), the queue of streams with something for the guest
+/// (<see cref="RxScheduler"/>), the routing of guest packets (<see cref="GuestPacketRouter"/>) and sibling streams
+/// (<see cref="SiblingLinks"/>);</item>
+/// <item>its children: a <see cref="HostListenerActor"/> per listening socket and a <see cref="ConnectionActor"/> per
+/// host stream.</item>
+/// </list>
+/// Data moves in the device's turns: a TX turn hands each guest packet, still in guest memory, to its stream; an RX
+/// turn lends the guest's RX buffers to the streams that have something (round-robin). Guest memory is lent only for
+/// those synchronous calls (ref structs), never put in a message; it changes (SET_MEM_TABLE, ADD/REM_MEM_REG) only in
+/// the device's own turns, between them.
 ///
-/// Guest memory is only touched on this actor's thread: TX payloads are copied into pooled arrays
-/// before they leave (to a <see cref="ConnectionActor"/>), RX payloads are copied in from pooled arrays.
-/// The rings are drained in bounded batches; a full batch re-sends the drain message to itself so
-/// vhost-user requests and new packets interleave with a busy guest.
-///
-/// When the VMM disconnects every connection of the VM is dropped and the device waits for a new VMM
-/// with fresh state (QEMU can be restarted against a running daemon). The actor owns fds, so it is
-/// stopped (not restarted) on failure; its <see cref="VmSupervisor"/> starts a new one.
+/// When the VMM disconnects every stream of the VM is dropped and the device waits for a new VMM with fresh state.
+/// The actor owns fds, so it is stopped (not restarted) on failure; its <see cref="VmSupervisor"/> starts a new one.
 /// </summary>
-public sealed partial class DeviceActor : UntypedActor, IWithTimers
+public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
 {
-    /// <summary>Descriptor chains per drain turn: enough to amortise a notification, small enough to stay responsive.</summary>
-    internal const int DrainBudget = 128;
+    /// <summary>TX chains per turn: enough to amortise a notification, small enough to stay responsive.</summary>
+    internal const int TxBudget = 128;
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly VmSettings _settings;
     private readonly IActorRef _groupRouter;
-    private ConnectionOptions _connectionOptions;
-    private EventLoop _loop = null!;
-    /// <summary>A loop of our own, when the actor does not run on one (a dispatcher configured by hand).</summary>
-    private EventLoop? _ownLoop;
+    private readonly DeviceLog _deviceLog;
+    private readonly StreamTable _table = new();
+    private readonly RxScheduler _scheduler;
     private readonly ReadinessSignal[] _kickSignals = new ReadinessSignal[2];
-    private ReadinessSignal _vmmListenerSignal = null!;
-    private ReadinessSignal _vmmSignal = null!;
-    private ReadinessSignal _udsListenerSignal = null!;
-    private LoopRegistration _vmmListenerRegistration;
-    private LoopRegistration _udsListenerRegistration;
+    private readonly SafeFileHandle?[] _kickFds = new SafeFileHandle?[2];
+    private readonly LoopRegistration[] _kickRegistrations = new LoopRegistration[2];
+    private readonly ReadinessSignal _vmmListenerSignal;
+    private readonly ReadinessSignal _vmmSignal;
+    private readonly List<IActorRef> _listeners = [];
+    private EventLoop _loop = null!;
+    private ConnectionSettings _connections = null!;
+    private GuestPacketRouter _router = null!;
+    private SiblingLinks _siblings = null!;
     private UnixSocket? _vmmListener;
-    private UnixSocket? _udsListener;
+    private LoopRegistration _vmmListenerRegistration;
+    private VmmLink? _vmm;
+    private bool _driverRunning;
 
     public DeviceActor(VmSettings settings, IActorRef groupRouter)
     {
         _settings = settings;
         _groupRouter = groupRouter;
-        _connectionOptions = new ConnectionOptions(settings.GuestCid, settings.TxBufferSize, settings.UdsPath, settings.ForwardCid);
+        _deviceLog = new DeviceLog(new AkkaDeviceLog(_log));
+        var self = Self;
+        _scheduler = new RxScheduler(settings.GuestCid, _deviceLog, () => self.Tell(DrainRx.Instance), OnStreamFinished);
+        _kickSignals[VsockBackend.RxQueueIndex] = new ReadinessSignal(self, VsockBackend.RxQueueIndex);
+        _kickSignals[VsockBackend.TxQueueIndex] = new ReadinessSignal(self, VsockBackend.TxQueueIndex);
+        _vmmListenerSignal = new ReadinessSignal(self);
+        _vmmSignal = new ReadinessSignal(self);
     }
 
-    public ITimerScheduler Timers { get; set; } = null!;
-
-    public static Props Props(VmSettings settings, IActorRef groupRouter, string dispatcher = VsockDispatchers.Device) =>
+    public static Props Props(VmSettings settings, IActorRef groupRouter, string dispatcher) =>
         Akka.Actor.Props.Create(() => new DeviceActor(settings, groupRouter))
             .WithDispatcher(dispatcher)
-            .WithSupervisorStrategy(ConnectionSupervision.Strategy);
+            .WithSupervisorStrategy(ResourceSupervision.Strategy);
 
-    /// <summary>Starts a connection actor on this device's dispatcher (so on its event loop) and watches it.</summary>
-    private IActorRef StartConnection(Props props)
-    {
-        var actor = Context.ActorOf(props.WithDispatcher(Context.Props.Dispatcher));
-        Context.Watch(actor);
-        return actor;
-    }
-
-    // Internal signals: preallocated, payload-free.
-    internal sealed class Kick : INoSerializationVerificationNeeded, IDeadLetterSuppression
-    {
-        public static readonly Kick Rx = new(VsockBackend.RxQueueIndex);
-        public static readonly Kick Tx = new(VsockBackend.TxQueueIndex);
-        private Kick(int queue) => Queue = queue;
-        public int Queue { get; }
-    }
-
-    internal sealed class DrainRx : INoSerializationVerificationNeeded, IDeadLetterSuppression
-    {
-        public static readonly DrainRx Instance = new();
-    }
-
-    internal sealed class DrainTx : INoSerializationVerificationNeeded, IDeadLetterSuppression
-    {
-        public static readonly DrainTx Instance = new();
-    }
-
-    internal sealed class VmmAcceptable : INoSerializationVerificationNeeded, IDeadLetterSuppression
-    {
-        public static readonly VmmAcceptable Instance = new();
-    }
-
-    internal sealed class VmmReadable : INoSerializationVerificationNeeded, IDeadLetterSuppression
-    {
-        public static readonly VmmReadable Instance = new();
-    }
-
-    internal sealed class UdsAcceptable : INoSerializationVerificationNeeded, IDeadLetterSuppression
-    {
-        public static readonly UdsAcceptable Instance = new();
-    }
-
-    /// <summary>The device's own event loop (when it has one) failed outside any turn: fail the device, so its supervisor replaces it.</summary>
-    internal sealed record LoopFailed(Exception Cause) : INoSerializationVerificationNeeded;
+    private bool DriverRunning => _vmm?.Backend is { IsRunning: true };
 
     protected override void PreStart()
     {
-        if (EventLoop.Current is { } current)
-        {
-            _loop = current;
-        }
-        else
-        {
-            var self = Self;
-            _loop = _ownLoop = new EventLoop($"vsock-cid{_settings.GuestCid}-events");
-            _ownLoop.Failed += e => self.Tell(new LoopFailed(e));
-        }
-        _connectionOptions = _connectionOptions with { Loop = _loop };
-        _kickSignals[VsockBackend.RxQueueIndex] = new ReadinessSignal(Self, Kick.Rx);
-        _kickSignals[VsockBackend.TxQueueIndex] = new ReadinessSignal(Self, Kick.Tx);
-        _vmmListenerSignal = new ReadinessSignal(Self, VmmAcceptable.Instance);
-        _vmmSignal = new ReadinessSignal(Self, VmmReadable.Instance);
-        _udsListenerSignal = new ReadinessSignal(Self, UdsAcceptable.Instance);
+        _loop = EventLoop.Current ?? throw new InvalidOperationException(
+            $"the device of guest CID {_settings.GuestCid} must run on a vsock event-loop dispatcher ({VsockDispatchers.ForVm(_settings.GuestCid)}), " +
+            $"not on {Context.Props.Dispatcher}");
+        _connections = new ConnectionSettings(_settings.GuestCid, _settings.TxBufferSize, _settings.UdsPath, _settings.ForwardCid, _loop);
+        _siblings = new SiblingLinks(Self, _groupRouter, _table, _scheduler, _deviceLog);
+        _router = new GuestPacketRouter(_settings.GuestCid, _table, _scheduler, _deviceLog, OpenHostStream, OpenSiblingStream);
 
         _vmmListener = UnixSocket.Listen(_settings.Socket);
         _vmmListenerRegistration = _loop.Add(_vmmListener.Fd, EpollEvents.In | EpollEvents.OneShot, _vmmListenerSignal);
-
         if (_settings.UdsPath is { } udsPath)
         {
-            _udsListener = UnixSocket.Listen(udsPath, backlog: 128);
-            _udsListener.SetNonBlocking(true);
-            _udsListenerRegistration = _loop.Add(_udsListener.Fd, EpollEvents.In | EpollEvents.OneShot, _udsListenerSignal);
+            var uds = UnixSocket.Listen(udsPath, backlog: 128);
+            uds.SetNonBlocking(true);
+            StartListener(HostListenerActor.ForUdsPath(uds, udsPath, _loop), "uds");
         }
-        StartForwardListeners();
+        if (_settings.ForwardCid is not null)
+        {
+            foreach (var port in _settings.ForwardListen)
+            {
+                StartListener(HostListenerActor.ForForwardedPort(HostListenerActor.ListenVsock(port), port, _loop), $"forward-{port}");
+                _log.Info("forwarding host AF_VSOCK port {0} to guest CID {1} port {0}", port, _settings.GuestCid);
+            }
+        }
 
-        _groupRouter.Tell(new GroupRouterProtocol.Register(_settings.GuestCid, _settings.Groups));
+        _groupRouter.Tell(new Register(_settings.GuestCid, _settings.Groups));
         _log.Info("device for guest CID {0} listening for the VMM on {1}{2}", _settings.GuestCid, _settings.Socket,
             _settings.UdsPath is null ? $" (forwarding to AF_VSOCK CID {_settings.ForwardCid})" : $"; host sockets on {_settings.UdsPath}");
+    }
+
+    private void StartListener(Props props, string name)
+    {
+        var listener = Context.ActorOf(props.WithDispatcher(Context.Props.Dispatcher), name);
+        Context.Watch(listener);
+        _listeners.Add(listener);
     }
 
     protected override void OnReceive(object message)
     {
         switch (message)
         {
-            case Kick kick:
-                _kickSignals[kick.Queue].Handled();
-                if (kick.Queue == VsockBackend.TxQueueIndex)
-                    RunTx();
-                else
-                    RunRx();
+            case ReadinessSignal signal:
+                OnReadiness(signal);
                 break;
             case DrainTx:
                 RunTx();
                 break;
             case DrainRx:
-                _rxScheduled = false;
                 RunRx();
                 break;
-            case ToGuest toGuest:
-                OnToGuest(toGuest);
+            case HostClientAccepted accepted:
+                OnHostClient(accepted);
                 break;
             case OpenToGuest open:
                 OnOpenToGuest(open);
                 break;
-            case VmmReadable:
-                _vmmSignal.Handled();
-                OnVmmReadable();
-                break;
-            case VmmAcceptable:
-                _vmmListenerSignal.Handled();
-                OnVmmAcceptable();
-                break;
-            case UdsAcceptable:
-                _udsListenerSignal.Handled();
-                OnUdsAcceptable();
-                break;
-            case ForwardAcceptable forward:
-                _forwardListeners[forward.Index].Signal.Handled();
-                OnForwardAcceptable(forward.Index);
-                break;
-            case HostClientAccepted accepted:
-                OnHostClient(accepted.Socket, accepted.Origin);
-                break;
             case Terminated terminated:
-                OnConnectionTerminated(terminated.ActorRef);
+                OnTerminated(terminated.ActorRef);
                 break;
-            case GroupRouterProtocol.SiblingPacket sibling:
-                OnSiblingPacket(sibling);
+            case SiblingPacket sibling:
+                _siblings.OnPacket(sibling, Sender, DriverRunning);
+                RunRx();
                 break;
-            case GroupRouterProtocol.SiblingUnreachable unreachable:
+            case SiblingUnreachable unreachable:
                 OnSiblingUnreachable(unreachable);
                 break;
-            case GroupRouterProtocol.SiblingGuestReset reset:
-                OnSiblingGuestReset(reset.Cid);
+            case SiblingGuestReset reset:
+                _siblings.OnGuestReset(reset.Cid);
+                RunRx();
                 break;
-            case LoopFailed failed:
-                throw new InvalidOperationException("the device's event loop failed", failed.Cause);
-            case GroupRouterProtocol.Registered:
+            case Registered:
                 break;
-            case GroupRouterProtocol.RegistrationRejected rejected:
+            case RegistrationRejected rejected:
                 _log.Error("guest CID {0} cannot start: {1}", _settings.GuestCid, rejected.Reason);
                 Context.Parent.Tell(VmSupervisor.GiveUp.Instance);
                 Context.Stop(Self);
@@ -213,67 +168,324 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
         }
     }
 
+    private void OnReadiness(ReadinessSignal signal)
+    {
+        signal.Take();
+        if (signal == _kickSignals[VsockBackend.TxQueueIndex])
+        {
+            RunTx();
+        }
+        else if (signal == _kickSignals[VsockBackend.RxQueueIndex])
+        {
+            RunRx();
+        }
+        else if (signal == _vmmSignal)
+        {
+            OnVmmReadable();
+        }
+        else if (signal == _vmmListenerSignal)
+        {
+            OnVmmAcceptable();
+        }
+    }
+
+    // ------------------------------------------------------------------ the rings
+
+    /// <summary>One TX turn: every guest packet to its stream (payloads gathered per stream), then the RX work it caused.</summary>
+    private void RunTx()
+    {
+        if (_vmm?.Backend is not { IsRunning: true } backend || !backend.TryBeginTx(TxBudget, out var turn))
+            return;
+        try
+        {
+            while (turn.TryNext(out var packet))
+                _router.Route(ref packet, ref turn);
+        }
+        finally
+        {
+            turn.Complete();
+        }
+        if (turn.BudgetExhausted)
+            Self.Tell(DrainTx.Instance);
+        // Answers the guest's packets caused (RESPONSE, credit updates) go out in the same turn.
+        RunRx();
+    }
+
+    /// <summary>One RX turn: the guest's RX buffers, lent to the streams that have something for it.</summary>
+    private void RunRx()
+    {
+        if (!_scheduler.HasWork)
+            return;
+        if (_vmm?.Backend is not { IsRunning: true } backend || !backend.TryBeginRx(out var turn))
+        {
+            _scheduler.TurnSkipped();
+            return;
+        }
+        try
+        {
+            _scheduler.Fill(ref turn);
+        }
+        finally
+        {
+            turn.Complete();
+        }
+    }
+
+    void IVsockDeviceEvents.RingReady(int index, SafeFileHandle? kickFd)
+    {
+        UnwatchKick(index);
+        if (kickFd is null || index > VsockBackend.TxQueueIndex)
+            return;
+        _kickFds[index] = kickFd;
+        // Edge-triggered: nobody reads the eventfd; every write by the VMM is a new edge.
+        _kickRegistrations[index] = _loop.Add((int)kickFd.DangerousGetHandle(), EpollEvents.In | EpollEvents.EdgeTriggered, _kickSignals[index]);
+    }
+
+    void IVsockDeviceEvents.RingStopped(int index) => UnwatchKick(index);
+
+    void IVsockDeviceEvents.DeviceReset() => DropStreams("the VMM reset the device");
+
+    private void UnwatchKick(int index)
+    {
+        if (index > VsockBackend.TxQueueIndex || _kickFds[index] is not { } fd)
+            return;
+        _kickFds[index] = null;
+        var registration = _kickRegistrations[index];
+        _kickRegistrations[index] = default;
+        if (!fd.IsClosed)
+            _loop.Remove(registration);
+    }
+
+    // ------------------------------------------------------------------ streams
+
+    /// <summary>A host client accepted by one of our listeners: a stream with its connection actor, or closed at once.</summary>
+    private void OnHostClient(HostClientAccepted accepted)
+    {
+        if (!DriverRunning)
+        {
+            // As the reference: no guest driver, no streams. The client sees EOF at once.
+            _log.Debug("closing host client: the guest driver is not running");
+            accepted.Socket.Dispose();
+            return;
+        }
+        var stream = new HostStream(_scheduler, _settings.TxBufferSize, accepted.Socket, sendsOkLine: accepted.Origin == HostOrigin.UdsPath);
+        var props = accepted.Origin == HostOrigin.UdsPath
+            ? HostInitiatedConnection.Props(stream, _connections)
+            : ForwardedConnection.Props(stream, _connections, accepted.Port);
+        StartConnection(props, stream);
+    }
+
+    /// <summary>A host-initiated or forwarded connection is ready: its stream gets a key and owes the guest a REQUEST.</summary>
+    private void OnOpenToGuest(OpenToGuest open)
+    {
+        if (_table.StreamOf(Sender) is not { } stream)
+            return;
+        if (!DriverRunning)
+        {
+            Sender.Tell(new OpenRefused("the guest driver is not running"));
+            return;
+        }
+        if (!_table.TryAllocateHostPort(open.GuestPort, out var key))
+        {
+            Sender.Tell(new OpenRefused("no free host-side port"));
+            return;
+        }
+        stream.OpenToGuest(key);
+        _table.Add(stream);
+        Sender.Tell(OpenedToGuest.Instance);
+    }
+
+    /// <summary>
+    /// A guest REQUEST for a host-side stream: to CID 2, or (AF_VSOCK backend) to any CID that is not a sibling,
+    /// which is forwarded to <c>forward-cid</c> as the reference does "regardless of the target CID".
+    /// </summary>
+    private void OpenHostStream(ConnectionKey key, in VsockHeader request)
+    {
+        var stream = new HostStream(_scheduler, _settings.TxBufferSize, socket: null, sendsOkLine: false);
+        stream.AcceptFromGuest(key, request);
+        _table.Add(stream);
+        StartConnection(GuestInitiatedConnection.Props(stream, _connections, HostEndpoint.ForGuestPort(_connections, request.DstPort)), stream);
+    }
+
+    private void OpenSiblingStream(ConnectionKey key, in VsockHeader request) => _siblings.Open(key, request);
+
+    private void StartConnection(Props props, HostStream stream)
+    {
+        var actor = Context.ActorOf(props.WithDispatcher(Context.Props.Dispatcher));
+        Context.Watch(actor);
+        _table.AddOwner(actor, stream);
+    }
+
+    /// <summary>A stream is over (its RST went out, or the guest reset it): drop it and stop its owner.</summary>
+    private void OnStreamFinished(VsockStream stream)
+    {
+        _table.Remove(stream);
+        switch (stream)
+        {
+            case HostStream host when _table.OwnerOf(host) is { } owner:
+                _table.RemoveOwner(owner);
+                Context.Unwatch(owner);
+                Context.Stop(owner);
+                break;
+            case SiblingStream:
+                _siblings.Forget(stream.Key);
+                break;
+        }
+    }
+
+    private void OnTerminated(IActorRef actor)
+    {
+        if (_listeners.Contains(actor))
+            throw new InvalidOperationException($"listener {actor.Path.Name} of guest CID {_settings.GuestCid} stopped");
+        if (_table.RemoveOwner(actor) is not { } stream)
+            return;
+        // The connection stopped while its stream was still open (a set-up timeout, a failure): the guest is owed an RST.
+        if (_table.Remove(stream))
+        {
+            _log.Debug("connection {0} ended with its stream open; resetting it", stream.Key);
+            _router.ResetGuestStream(stream.Key);
+            RunRx();
+        }
+    }
+
+    private void OnSiblingUnreachable(SiblingUnreachable unreachable)
+    {
+        var h = unreachable.Header;
+        if (_siblings.OnUnreachable(unreachable) is not { } stream)
+            return;
+        _table.Remove(stream);
+        _siblings.Forget(stream.Key);
+        if (h.Op == VsockOp.Request && _settings.ForwardCid is not null && DriverRunning)
+        {
+            // Not a sibling: the AF_VSOCK backend forwards it to the host like a stream to CID 2.
+            OpenHostStream(stream.Key, h);
+            return;
+        }
+        _log.Info("guest CID {0} cannot reach CID {1} port {2}: {3}", _settings.GuestCid, h.DstCid, h.DstPort, unreachable.Reason);
+        if (h.Op != VsockOp.Rst)
+            _router.ReplyRst(h);
+        RunRx();
+    }
+
+    /// <summary>The guest lost its state (driver reset, VMM gone): every stream goes, the siblings are told.</summary>
+    private void DropStreams(string reason)
+    {
+        if (_table.Count > 0 || _table.OwnerCount > 0)
+            _log.Info("dropping {0} stream(s): {1}", _table.Count, reason);
+        foreach (var owner in _table.Owners.ToList())
+        {
+            Context.Unwatch(owner);
+            Context.Stop(owner);
+        }
+        _table.Clear();
+        _scheduler.Clear();
+        _siblings.ResetAll();
+    }
+
+    // ------------------------------------------------------------------ the VMM
+
+    private void OnVmmAcceptable()
+    {
+        if (_vmmListener is null)
+            return;
+        UnixSocket? vmm;
+        try
+        {
+            vmm = _vmmListener.Accept(nonBlocking: false);
+        }
+        catch (LinuxException e)
+        {
+            _log.Warning("accept on {0} failed: {1}", _settings.Socket, e.Message);
+            vmm = null;
+        }
+        _loop.Modify(_vmmListenerRegistration, EpollEvents.In | EpollEvents.OneShot);
+        if (vmm is null)
+            return;
+        if (_vmm is not null)
+        {
+            _log.Warning("a second VMM connected to {0} while one is being served; closing it", _settings.Socket);
+            vmm.Dispose();
+            return;
+        }
+        var backend = new VsockBackend(_settings.GuestCid, _settings.QueueSize, this, _deviceLog);
+        _vmm = new VmmLink(vmm, backend, m => _log.Debug("vhost-user: {0}", m));
+        _vmm.Registration = _loop.Add(_vmm.Fd, EpollEvents.In | EpollEvents.OneShot, _vmmSignal);
+        _log.Info("VMM connected on {0}", _settings.Socket);
+    }
+
+    /// <summary>
+    /// One vhost-user request per readiness event (the registration is one-shot and re-armed after), so a chatty VMM
+    /// cannot starve the rings. A malformed request ends this VMM's session only.
+    /// </summary>
+    private void OnVmmReadable()
+    {
+        if (_vmm is not { } vmm)
+            return;
+        try
+        {
+            if (!vmm.HandleOne())
+            {
+                EndVmmSession("the VMM closed the connection");
+                return;
+            }
+        }
+        catch (VhostUserProtocolException e)
+        {
+            _log.Error("vhost-user protocol error from the VMM on {0}: {1}; disconnecting it", _settings.Socket, e.Message);
+            EndVmmSession("protocol error");
+            return;
+        }
+        catch (IOException e)
+        {
+            _log.Warning("VMM connection on {0} failed: {1}", _settings.Socket, e.Message);
+            EndVmmSession("I/O error");
+            return;
+        }
+        _loop.Modify(vmm.Registration, EpollEvents.In | EpollEvents.OneShot);
+        var running = DriverRunning;
+        if (running)
+        {
+            // A request may have started the rings while the guest already queued work.
+            RunTx();
+            RunRx();
+        }
+        else if (_driverRunning)
+        {
+            // The driver stopped (guest reset, reboot or shutdown: rings disabled and stopped). The guest forgets
+            // its sockets, so ours go too; the VMM itself stays connected.
+            DropStreams("the guest driver stopped");
+        }
+        _driverRunning = running;
+    }
+
+    /// <summary>Drops the VMM and everything that belonged to its guest; the listener stays for the next VMM.</summary>
+    private void EndVmmSession(string reason)
+    {
+        if (_vmm is not { } vmm)
+            return;
+        _log.Info("VMM on {0} gone ({1}); dropping the guest's streams and waiting for a new VMM", _settings.Socket, reason);
+        _loop.Remove(vmm.Registration);
+        _vmm = null;
+        vmm.Dispose(); // resets the backend: kicks unwatched, streams dropped (DeviceReset)
+        DropStreams(reason);
+        _driverRunning = false;
+    }
+
     protected override void PostStop()
     {
         EndVmmSession("device stopping");
         if (_loop is not null)
-        {
             _loop.Remove(_vmmListenerRegistration);
-            _loop.Remove(_udsListenerRegistration);
-        }
         _vmmListener?.Dispose();
-        _udsListener?.Dispose();
-        StopForwardListeners();
-        _ownLoop?.Dispose();
-        // We created these socket files; nobody else should find them once we are gone.
-        TryUnlink(_settings.Socket);
-        if (_settings.UdsPath is not null)
-            TryUnlink(_settings.UdsPath);
+        // We created this socket file; nobody else should find it once we are gone.
+        try
+        {
+            File.Delete(_settings.Socket);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("could not remove {0}: {1}", _settings.Socket, e.Message);
+        }
         _log.Info("device for guest CID {0} stopped", _settings.GuestCid);
-    }
-
-    private void TryUnlink(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (IOException e)
-        {
-            _log.Warning("could not remove {0}: {1}", path, e.Message);
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            _log.Warning("could not remove {0}: {1}", path, e.Message);
-        }
-    }
-
-    private void OnUdsAcceptable()
-    {
-        if (_udsListener is null)
-            return;
-        try
-        {
-            while (_udsListener.Accept(nonBlocking: true) is { } client)
-                OnHostClient(client.ToSocket(), "uds");
-        }
-        catch (LinuxException e)
-        {
-            // EMFILE and friends: refuse this round, keep listening.
-            _log.Warning("accept on {0} failed: {1}", _settings.UdsPath, e.Message);
-        }
-        _loop.Modify(_udsListenerRegistration, EpollEvents.In | EpollEvents.OneShot);
-    }
-
-    private void OnHostClient(Socket client, string origin)
-    {
-        if (_backend is not { IsRunning: true })
-        {
-            // As the reference: no guest driver, no streams. The client sees EOF at once.
-            _log.Debug("closing {0} host client: the guest driver is not running", origin);
-            client.Dispose();
-            return;
-        }
-        StartConnection(ConnectionActor.ForHostClient(Self, _connectionOptions, client));
     }
 }

@@ -6,7 +6,7 @@ namespace Vsock.Actors.Device;
 
 /// <summary>
 /// Keeps one VM's <see cref="DeviceActor"/> alive. The device owns fds, so a failure stops it
-/// (<see cref="ConnectionSupervision"/>); this parent, which owns nothing, watches it and starts a fresh
+/// (<see cref="ResourceSupervision"/>); this parent, which owns nothing, watches it and starts a fresh
 /// one after <see cref="RestartDelay"/>. Other VMs never notice: each has its own supervisor.
 /// </summary>
 public sealed class VmSupervisor : UntypedActor, IWithTimers
@@ -50,13 +50,13 @@ public sealed class VmSupervisor : UntypedActor, IWithTimers
         public static readonly StartDevice Instance = new();
     }
 
-    protected override SupervisorStrategy SupervisorStrategy() => ConnectionSupervision.Strategy;
+    protected override SupervisorStrategy SupervisorStrategy() => ResourceSupervision.Strategy;
 
     protected override void PreStart() => Start();
 
     private void Start()
     {
-        var dispatcher = VsockDispatchers.DeviceFor(Context.System, _settings.GuestCid);
+        var dispatcher = VsockDispatchers.ForVm(Context.System, _settings.GuestCid);
         _device = Context.ActorOf(DeviceActor.Props(_settings, _groupRouter, dispatcher), "device");
         Context.Watch(_device);
     }

@@ -1,32 +1,42 @@
 using Akka.Actor;
+using Akka.Configuration;
+using Akka.Dispatch;
 using Vsock.Actors.Dispatch;
 
 namespace Vsock.Actors.Device;
 
 /// <summary>
-/// Dispatchers of the device layer. Each VM gets one event-loop thread (<see cref="EventLoopExecutor"/>),
-/// generated at start-up by <see cref="Hosting.VsockHostingExtensions"/> (<see cref="ForVm"/>): the VM's
-/// <see cref="DeviceActor"/>, all its connection actors and all its fds (kicks, vhost-user socket, host
-/// sockets) live on it, so a packet wakes one thread and then passes between actors as queue operations
-/// on that thread (docs/BENCHMARKS.md), and a busy VM never competes with another VM's actors. Without
-/// that configuration (an actor system built by hand) devices and their connections share the one
-/// event-loop dispatcher of <c>hocon/vsock.hocon</c>.
+/// The device layer's one dispatcher mode: each VM gets its own event loop (<see cref="EventLoopExecutor"/>), a
+/// dispatcher <c>vsock.vm-&lt;cid&gt;-dispatcher</c> derived from the template <c>vsock.vm-dispatcher</c> in
+/// <c>hocon/vsock.hocon</c>. The VM's <see cref="DeviceActor"/>, its listeners and connection actors and all its fds
+/// (kicks, vhost-user socket, host sockets) live on that one thread: a packet wakes one thread, passes between them
+/// as calls and queue operations on it, and a busy VM never competes with another VM's actors.
 /// </summary>
 public static class VsockDispatchers
 {
-    public const string Device = "vsock.device-dispatcher";
+    /// <summary>The HOCON path of the per-VM dispatcher template.</summary>
+    public const string TemplatePath = "vsock.vm-dispatcher";
 
-    /// <summary>How long an idle VM thread polls before it sleeps: cheaper than a wake-up under load.</summary>
-    public const int DefaultSpinMicroseconds = 50;
-
+    /// <summary>The dispatcher id of VM <paramref name="cid"/>.</summary>
     public static string ForVm(ulong cid) => $"vsock.vm-{cid}-dispatcher";
 
-    /// <summary>HOCON for the event-loop dispatcher of VM <paramref name="cid"/>.</summary>
-    public static string VmDispatcherHocon(ulong cid, int spinMicroseconds = DefaultSpinMicroseconds) =>
-        $"{ForVm(cid)} {{ type = Dispatcher, executor = \"{EventLoopExecutorConfigurator.TypeName}\", throughput = 64, " +
-        $"event-loop.spin-microseconds = {spinMicroseconds} }}";
-
-    /// <summary>The dispatcher for VM <paramref name="cid"/>'s device actor.</summary>
-    public static string DeviceFor(ActorSystem system, ulong cid) =>
-        system.Settings.Config.HasPath(ForVm(cid)) ? ForVm(cid) : Device;
+    /// <summary>
+    /// VM <paramref name="cid"/>'s dispatcher, registered on first use from the template (so it and its loop thread
+    /// outlive device restarts). Akka.Hosting has no typed API for dispatchers; this derives one without building
+    /// HOCON text from settings.
+    /// </summary>
+    public static string ForVm(ActorSystem system, ulong cid)
+    {
+        var id = ForVm(cid);
+        var dispatchers = system.Dispatchers;
+        if (dispatchers.HasDispatcher(id))
+            return id;
+        if (!system.Settings.Config.HasPath(TemplatePath))
+            throw new ConfigurationException($"{TemplatePath} is not configured: load hocon/vsock.hocon (WithVsockDevices does)");
+        var config = ConfigurationFactory.ParseString($"id = \"{id}\"")
+            .WithFallback(system.Settings.Config.GetConfig(TemplatePath))
+            .WithFallback(dispatchers.DefaultDispatcherConfig);
+        dispatchers.RegisterConfigurator(id, new DispatcherConfigurator(config, dispatchers.Prerequisites));
+        return id;
+    }
 }

@@ -6,12 +6,12 @@ using Vsock.Device.Threading;
 namespace Vsock.Actors.Dispatch;
 
 /// <summary>
-/// An Akka executor that runs mailboxes on an <see cref="EventLoop"/>: one thread that also waits on the
-/// VM's fds (kicks, vhost-user socket, host sockets). Actors on a dispatcher with this executor find the
-/// loop as <see cref="EventLoop.Current"/> and register their fds with it, so readiness becomes a
-/// message to them without another thread (see <see cref="EventLoop"/> for why).
+/// An Akka executor that runs mailboxes on an <see cref="EventLoop"/>: one thread that also waits on the VM's fds
+/// (kicks, vhost-user socket, host sockets). Actors on a dispatcher with this executor find the loop as
+/// <see cref="EventLoop.Current"/> (the device does, in PreStart, and hands it to its children in their Props) and
+/// register their fds with it, so readiness becomes a message to them without another thread.
 ///
-/// Configured by name in a dispatcher section:
+/// Configured by name in a dispatcher section (see <c>vsock.vm-dispatcher</c> in hocon/vsock.hocon):
 /// <code>
 /// executor = "Vsock.Actors.Dispatch.EventLoopExecutorConfigurator, Vsock.Actors"
 /// event-loop.spin-microseconds = 50
@@ -19,9 +19,6 @@ namespace Vsock.Actors.Dispatch;
 /// </summary>
 public sealed class EventLoopExecutorConfigurator : ExecutorServiceConfigurator
 {
-    /// <summary>The value of <c>executor</c> that selects this executor.</summary>
-    public const string TypeName = "Vsock.Actors.Dispatch.EventLoopExecutorConfigurator, Vsock.Actors";
-
     private readonly TimeSpan _spin;
 
     public EventLoopExecutorConfigurator(Config config, IDispatcherPrerequisites prerequisites)
@@ -37,7 +34,8 @@ public sealed class EventLoopExecutorConfigurator : ExecutorServiceConfigurator
     {
         var executor = new EventLoopExecutor(id, _spin);
         var events = Prerequisites.EventStream;
-        // Akka's mailbox catches what actors throw; what reaches here is a fault of the loop's own work.
+        // Akka's mailbox catches what actors throw; what reaches here is a fault of the loop's own work (a
+        // readiness handler or an idle hook), logged so it is not lost; the loop carries on.
         executor.Loop.Failed += e => events.Publish(new Error(e, id, typeof(EventLoopExecutor), "event loop work item failed"));
         return executor;
     }

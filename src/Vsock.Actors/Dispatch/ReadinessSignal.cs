@@ -1,35 +1,35 @@
 using Akka.Actor;
+using Akka.Event;
 using Vsock.Device.Threading;
 
 namespace Vsock.Actors.Dispatch;
 
 /// <summary>
-/// Turns readiness of one fd into one preallocated message to its owner, at most one in the mailbox at a
-/// time: a burst of edges (a guest kicking a queue on every packet) schedules one turn of the owner, which
-/// calls <see cref="Handled"/> as it starts. Accumulates the EPOLL* bits seen since then (<see cref="Take"/>).
-/// Safe on any thread (the loop's, or a loop that runs apart from its actors).
+/// Turns readiness of one fd into a message to its owner: the signal itself, preallocated (Akka.IO's
+/// <c>SocketReceived.Instance</c>), at most one in the mailbox at a time. A burst of edges (a guest kicking a queue
+/// on every packet) schedules one turn of the owner, which calls <see cref="Take"/> as it starts: that re-arms the
+/// signal and returns the EPOLL* bits seen since (the runtime's <c>_eventQueueProcessingRequested</c> idea).
+/// The owner tells its signals apart by reference or by <see cref="Tag"/>. Safe on any thread.
 /// </summary>
-public sealed class ReadinessSignal(IActorRef owner, object message) : IReadyHandler
+public sealed class ReadinessSignal(IActorRef owner, object? tag = null) : IReadyHandler, INoSerializationVerificationNeeded, IDeadLetterSuppression
 {
     private int _queued;
     private int _events;
 
-    public object Message => message;
+    /// <summary>What the owner registered the fd for (a queue index, a listener): its own business.</summary>
+    public object? Tag => tag;
 
     public void OnReady(uint events)
     {
         Interlocked.Or(ref _events, (int)events);
         if (Interlocked.Exchange(ref _queued, 1) == 0)
-            owner.Tell(message);
+            owner.Tell(this);
     }
 
-    /// <summary>The owner is handling the message: the next edge sends another.</summary>
-    public void Handled() => Volatile.Write(ref _queued, 0);
-
-    /// <summary>Marks the message handled and returns the EPOLL* bits reported since the last call.</summary>
+    /// <summary>The owner handles the signal: the next edge sends it again. Returns the EPOLL* bits reported since the last call.</summary>
     public uint Take()
     {
-        Handled();
+        Volatile.Write(ref _queued, 0);
         return (uint)Interlocked.Exchange(ref _events, 0);
     }
 }

@@ -1,4 +1,3 @@
-using Akka.Configuration;
 using Akka.Hosting;
 using Vsock.Actors.Device;
 using Vsock.Actors.Routing;
@@ -8,7 +7,7 @@ namespace Vsock.Actors.Hosting;
 
 /// <summary>
 /// The one way to put VsockActors into an Akka.Hosting actor system: the launcher and the tests
-/// both call <see cref="WithVsockDevices"/>. It loads the dispatcher HOCON, starts the
+/// both call <see cref="WithVsockDevices"/>. It loads the dispatcher template (hocon/vsock.hocon), starts the
 /// <see cref="GroupRouterActor"/> and one supervised device per VM, and registers
 /// <see cref="GroupRouterActor"/> and <see cref="VsockDevicesActor"/> in the <see cref="ActorRegistry"/>.
 /// </summary>
@@ -24,13 +23,9 @@ public static class VsockHostingExtensions
         if (duplicate is not null)
             throw new ArgumentException($"guest CID {duplicate.Key} is configured for more than one VM", nameof(vms));
 
-        var hocon = File.ReadAllText(HoconPath);
-        // Each VM's dispatcher is shaped like the fallback one, so the file's spin time applies to all.
-        var spin = ConfigurationFactory.ParseString(hocon)
-            .GetInt($"{VsockDispatchers.Device}.event-loop.spin-microseconds", VsockDispatchers.DefaultSpinMicroseconds);
+        // The per-VM dispatchers are derived from the file's template when each VM starts (VsockDispatchers.ForVm).
         return builder
-            .AddHocon(hocon, HoconAddMode.Prepend)
-            .AddHocon(string.Join('\n', vms.Select(vm => VsockDispatchers.VmDispatcherHocon(vm.GuestCid, spin))), HoconAddMode.Prepend)
+            .AddHocon(File.ReadAllText(HoconPath), HoconAddMode.Prepend)
             .WithActors((system, registry) =>
             {
                 var router = system.ActorOf(GroupRouterActor.Props(), "vsock-groups");

@@ -23,9 +23,11 @@ public static class GroupRouterProtocol
     public sealed record Registrations(IReadOnlyDictionary<ulong, IReadOnlyList<string>> GroupsByCid);
 
     /// <summary>
-    /// A packet between sibling VMs: device (sender, CID = <c>Header.SrcCid</c>) → router → the device of
-    /// <c>Header.DstCid</c>. <see cref="Data"/> is a pooled array with <c>Header.Len</c> payload bytes, owned by
-    /// whoever holds the message (copied out of the sender's guest memory; never a reference into it).
+    /// A packet between sibling VMs, from the device of <c>Header.SrcCid</c> (the sender) to the device of
+    /// <c>Header.DstCid</c>. A stream's first packets (the REQUEST) go through the router, which checks the groups and
+    /// forwards it with the sender kept; after that the two devices know each other and send directly, so a packet
+    /// crosses only the two VMs' threads. <see cref="Data"/> is a pooled array with <c>Header.Len</c> payload bytes,
+    /// copied out of the sender's guest memory and owned by whoever holds the message.
     /// </summary>
     public sealed record SiblingPacket(VsockHeader Header, byte[]? Data) : INoSerializationVerificationNeeded;
 

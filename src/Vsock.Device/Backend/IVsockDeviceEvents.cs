@@ -13,10 +13,4 @@ public interface IVsockDeviceEvents
 
     /// <summary>The VMM reset the device or went away: every connection of this VM is gone.</summary>
     void DeviceReset();
-
-    /// <summary>The payload of <paramref name="packet"/> is in guest memory; release its buffer.</summary>
-    void PacketDelivered(in OutboundPacket packet);
-
-    /// <summary>The packet was discarded (device reset) before reaching the guest; release its buffer.</summary>
-    void PacketDropped(in OutboundPacket packet);
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Microsoft.Win32.SafeHandles;
+using Vsock.Device.Diagnostics;
 using Vsock.Device.Interop;
 using Vsock.Device.Memory;
 using Vsock.Device.Packets;
@@ -11,8 +12,9 @@ namespace Vsock.Device.Backend;
 /// <summary>
 /// The virtio-vsock device behind one vhost-user session (the reference's vhu_vsock.rs plus the
 /// ring-walking half of vhu_vsock_thread.rs): offers features and config space, owns the RX and TX
-/// split queues and their call eventfds, turns TX chains into packets for an <see cref="ITxPacketHandler"/>
-/// and fills RX chains from a FIFO of <see cref="OutboundPacket"/>s.
+/// split queues and their call eventfds, and lends the rings for one turn at a time: <see cref="TryBeginTx"/>
+/// yields the guest's TX packets, <see cref="TryBeginRx"/> takes RX buffers for packets to the guest. It holds
+/// no packets of its own: what waits for the guest waits in the streams (their RX ops) or in the host sockets.
 ///
 /// Not thread-safe by design: exactly one owner (the VM's device actor, on its event-loop thread) calls it,
 /// both for vhost-user requests (through <see cref="VhostUserSession"/>) and for draining rings, so
@@ -32,23 +34,24 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
         (1UL << VirtioFeatures.ProtocolFeatures);
 
     private readonly IVsockDeviceEvents _events;
-    private readonly IDeviceLog _log;
+    private readonly DeviceLog _log;
     private readonly byte[] _config = new byte[8];
     private readonly SplitQueue?[] _queues = new SplitQueue?[3];
     private readonly VringConfig?[] _configs = new VringConfig?[3];
     private readonly EventFd?[] _callFds = new EventFd?[3];
     private readonly SafeFileHandle?[] _kickFds = new SafeFileHandle?[3];
     private readonly bool[] _paused = new bool[3];
-    private readonly Queue<OutboundPacket> _outbound = new();
-    private int _headSent;
+    private readonly bool[] _brokenReported = new bool[3];
+    private readonly RxScratch _rxScratch = new();
+    private readonly TxScratch _txScratch = new();
     private GuestMemory _memory = GuestMemory.Empty;
 
-    public VsockBackend(ulong guestCid, int maxQueueSize, IVsockDeviceEvents events, IDeviceLog? log = null)
+    public VsockBackend(ulong guestCid, int maxQueueSize, IVsockDeviceEvents events, DeviceLog? log = null)
     {
         GuestCid = guestCid;
         MaxQueueSize = maxQueueSize;
         _events = events;
-        _log = log ?? NullDeviceLog.Instance;
+        _log = log ?? DeviceLog.Null;
         BinaryPrimitives.WriteUInt64LittleEndian(_config, guestCid);
     }
 
@@ -67,8 +70,6 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
     /// <summary>Both data rings run: the guest driver is up and packets can flow.</summary>
     public bool IsRunning =>
         _queues[RxQueueIndex] is not null && _queues[TxQueueIndex] is not null && !_paused[RxQueueIndex] && !_paused[TxQueueIndex];
-
-    public int OutboundCount => _outbound.Count;
 
     public GuestMemory Memory => _memory;
 
@@ -98,6 +99,7 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
             return;
         }
         _queues[index] = CreateQueue(config);
+        _brokenReported[index] = false;
         _events.RingReady(index, config.KickFd);
         _log.Debug($"ring {index} started: size {config.Size} next_avail {config.NextAvail} event_idx {config.EventIdx}");
     }
@@ -118,8 +120,6 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
         _configs[index] = null;
         _paused[index] = false;
         ReleaseKick(index);
-        if (index == RxQueueIndex)
-            DropOutbound();
         return next;
     }
 
@@ -155,7 +155,6 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
             _callFds[i]?.Dispose();
             _callFds[i] = null;
         }
-        DropOutbound();
         _events.DeviceReset();
     }
 
@@ -165,176 +164,65 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
         _kickFds[index] = null;
     }
 
-    /// <summary>Queues a packet for the guest. Call <see cref="DrainRx"/> to move it into RX buffers.</summary>
-    public void Enqueue(in OutboundPacket packet) => _outbound.Enqueue(packet);
-
-    public enum RxResult
-    {
-        /// <summary>Nothing left to send.</summary>
-        Idle,
-        /// <summary>Packets wait for the guest to post RX buffers; a kick on the RX ring will come.</summary>
-        WaitingForBuffers,
-        /// <summary>The budget ran out with packets and buffers left: drain again soon.</summary>
-        BudgetExhausted,
-        /// <summary>The RX ring is not running.</summary>
-        NotRunning,
-    }
-
-    /// <summary>Fills up to <paramref name="budget"/> RX chains from the outbound FIFO and notifies the guest once.</summary>
-    public RxResult DrainRx(int budget)
+    /// <summary>
+    /// Lends the RX ring for one turn (see <see cref="RxTurn"/>); false while the ring is not running. The
+    /// caller must call <see cref="RxTurn.Complete"/> before its turn ends.
+    /// </summary>
+    public bool TryBeginRx(out RxTurn turn)
     {
         var rx = _queues[RxQueueIndex];
-        if (rx is null || _paused[RxQueueIndex])
-            return RxResult.NotRunning;
-        var used = 0;
-        var result = RxResult.Idle;
-        try
+        if (rx is null || _paused[RxQueueIndex] || BrokenRing(rx, RxQueueIndex))
         {
-            while (_outbound.Count > 0)
-            {
-                if (used == budget)
-                {
-                    result = RxResult.BudgetExhausted;
-                    break;
-                }
-                var status = rx.TryPop(out var chain, out var chainError);
-                if (status == PopStatus.Empty)
-                {
-                    if (rx.IsBroken)
-                    {
-                        _log.Warning("RX ring is corrupt (avail index ran more than the ring size ahead); ignoring it until the driver resets");
-                        result = RxResult.WaitingForBuffers;
-                        break;
-                    }
-                    // Re-arm kicks and look again: buffers may have been posted meanwhile.
-                    if (rx.EnableNotification())
-                        continue;
-                    result = RxResult.WaitingForBuffers;
-                    break;
-                }
-                used++;
-                if (status == PopStatus.Malformed)
-                {
-                    _log.Warning($"RX descriptor chain dropped: {chainError}");
-                    continue;
-                }
-                var error = VsockPacket.TryFromRxChain(_memory, chain, out var packet);
-                if (error != VsockPacketError.None)
-                {
-                    _log.Warning($"RX buffer {chain.HeadIndex} unusable: {VsockPacketErrors.Describe(error)}");
-                    rx.AddUsed(chain.HeadIndex, 0);
-                    continue;
-                }
-                rx.AddUsed(chain.HeadIndex, FillRxPacket(ref packet));
-            }
+            turn = default;
+            return false;
         }
-        finally
-        {
-            if (used > 0)
-            {
-                rx.PublishUsed();
-                if (rx.NeedsNotification())
-                    _callFds[RxQueueIndex]?.Signal();
-            }
-        }
-        return result;
-    }
-
-    /// <summary>Writes the head of the FIFO (or the next part of it) into one RX buffer; returns the used length.</summary>
-    private uint FillRxPacket(ref VsockPacket packet)
-    {
-        var next = _outbound.Peek();
-        var header = next.Header;
-        var remaining = next.Length - _headSent;
-        var chunk = (int)Math.Min((uint)remaining, packet.DataCapacity);
-        if (next.Data is not null && remaining > 0 && chunk == 0)
-        {
-            // A header-only RX buffer cannot carry payload; hand it back empty.
-            return 0;
-        }
-        header.Len = (uint)chunk;
-        packet.SetHeader(header);
-        if (chunk > 0)
-            packet.WriteData(next.Data.AsSpan(next.Offset + _headSent, chunk));
-        _headSent += chunk;
-        if (_headSent >= next.Length)
-        {
-            _outbound.Dequeue();
-            _headSent = 0;
-            _events.PacketDelivered(next);
-        }
-        return (uint)(VsockConstants.HeaderSize + chunk);
+        turn = new RxTurn(rx, _memory, _rxScratch, _callFds[RxQueueIndex], _log);
+        return true;
     }
 
     /// <summary>
-    /// Hands up to <paramref name="budget"/> TX packets to <paramref name="handler"/>, completes their
-    /// chains (used length 0, as the device only reads TX buffers) and notifies the guest once.
-    /// Returns true if the budget ran out with chains left.
+    /// Lends the TX ring for one turn of at most <paramref name="budget"/> chains (see <see cref="TxTurn"/>); false
+    /// while the ring is not running. The caller must call <see cref="TxTurn.Complete"/> before its turn ends.
+    /// With <paramref name="armWhenEmpty"/> false, kicks stay suppressed when the ring runs dry (the caller polls
+    /// the ring and re-arms with <see cref="ArmTxNotification"/> before it sleeps).
     /// </summary>
-    public bool DrainTx(int budget, ITxPacketHandler handler)
+    public bool TryBeginTx(int budget, out TxTurn turn, bool armWhenEmpty = true)
     {
         var tx = _queues[TxQueueIndex];
-        if (tx is null || _paused[TxQueueIndex])
+        if (tx is null || _paused[TxQueueIndex] || BrokenRing(tx, TxQueueIndex))
+        {
+            turn = default;
             return false;
-        var processed = 0;
-        var more = false;
-        try
-        {
-            tx.DisableNotification();
-            while (true)
-            {
-                if (processed == budget)
-                {
-                    more = true;
-                    break;
-                }
-                var status = tx.TryPop(out var chain, out var chainError);
-                if (status == PopStatus.Empty)
-                {
-                    if (tx.IsBroken)
-                    {
-                        _log.Warning("TX ring is corrupt (avail index ran more than the ring size ahead); ignoring it until the driver resets");
-                        break;
-                    }
-                    if (tx.EnableNotification())
-                    {
-                        tx.DisableNotification();
-                        continue;
-                    }
-                    break;
-                }
-                processed++;
-                if (status == PopStatus.Malformed)
-                {
-                    _log.Warning($"TX descriptor chain dropped: {chainError}");
-                    continue;
-                }
-                var error = VsockPacket.TryFromTxChain(_memory, chain, VsockConstants.MaxPacketPayload, out var packet);
-                if (error == VsockPacketError.None)
-                    handler.OnTxPacket(ref packet);
-                else
-                    _log.Warning($"TX packet dropped: {VsockPacketErrors.Describe(error)}");
-                // Unlike the reference, a chain that fails to parse is still returned to the guest.
-                tx.AddUsed(chain.HeadIndex, 0);
-            }
         }
-        finally
-        {
-            if (processed > 0)
-            {
-                tx.PublishUsed();
-                if (tx.NeedsNotification())
-                    _callFds[TxQueueIndex]?.Signal();
-            }
-        }
-        return more;
+        turn = new TxTurn(tx, _memory, _txScratch, _callFds[TxQueueIndex], _log, budget, armWhenEmpty);
+        return true;
     }
 
-    private void DropOutbound()
+    /// <summary>
+    /// Chains the guest has made available on ring <paramref name="index"/> that were not taken yet (a fresh
+    /// read of avail.idx; 0 for a ring that is not running or broken). For polling while the loop spins.
+    /// </summary>
+    public int Pending(int index) =>
+        _queues[index] is { IsBroken: false } q && !_paused[index] ? q.PendingCount() : 0;
+
+    /// <summary>
+    /// Re-arms TX kicks (EVENT_IDX: avail_event = next avail) and returns true if chains arrived meanwhile, which
+    /// the guest may not kick for: the caller drains them instead of sleeping.
+    /// </summary>
+    public bool ArmTxNotification() =>
+        _queues[TxQueueIndex] is { IsBroken: false } q && !_paused[TxQueueIndex] && q.EnableNotification();
+
+    /// <summary>A corrupt ring is logged once per driver reset, not on every kick (a guest could flood the log).</summary>
+    private bool BrokenRing(SplitQueue queue, int index)
     {
-        while (_outbound.TryDequeue(out var p))
-            _events.PacketDropped(p);
-        _headSent = 0;
+        if (!queue.IsBroken)
+            return false;
+        if (!_brokenReported[index])
+        {
+            _brokenReported[index] = true;
+            _log.Warning($"{(index == RxQueueIndex ? "RX" : "TX")} ring is corrupt (avail index ran more than the ring size ahead); ignoring it until the driver resets");
+        }
+        return true;
     }
 
     public void Dispose()

@@ -1,13 +1,15 @@
 namespace Vsock.Device.Connections;
 
 /// <summary>
-/// Identifies one stream between the guest and a peer, seen from the guest: the peer end
-/// (<see cref="LocalCid"/>:<see cref="LocalPort"/>: the host, CID 2, or a sibling VM) and the guest's own
-/// port. For a guest TX packet that is (dst_cid, dst_port, src_port). Unlike the reference (whose key
-/// is only the two ports) the peer CID is part of the key, so a host stream and a sibling stream may
-/// share port numbers.
+/// Identifies one stream of a VM's guest, seen from the guest: the peer end (<see cref="PeerCid"/>:<see cref="PeerPort"/>:
+/// the host, CID 2 or the CID the guest asked for, or a sibling VM) and the guest's own port. For a guest TX packet
+/// that is (dst_cid, dst_port, src_port). Unlike the reference (whose key is only the two ports) the peer CID is
+/// part of the key, so a host stream and a sibling stream may share port numbers.
 /// </summary>
-public readonly record struct ConnectionKey(ulong LocalCid, uint LocalPort, uint GuestPort)
+public readonly record struct ConnectionKey(ulong PeerCid, uint PeerPort, uint GuestPort)
 {
-    public override string ToString() => $"{LocalCid}:{LocalPort}<->guest:{GuestPort}";
+    /// <summary>The key of a packet our guest sent.</summary>
+    public static ConnectionKey FromGuestPacket(ulong dstCid, uint dstPort, uint srcPort) => new(dstCid, dstPort, srcPort);
+
+    public override string ToString() => $"{PeerCid}:{PeerPort}<->guest:{GuestPort}";
 }

@@ -3,93 +3,101 @@ using System.Buffers;
 namespace Vsock.Device.Connections;
 
 /// <summary>
-/// Guest data waiting for the host socket (the reference's LocalTxBuf). Kept as a queue of the pooled
-/// segments the payloads arrived in, so data is copied once (guest memory → segment) and the socket
-/// writes straight from the segment. Its size is bounded by the credit we grant (tx-buffer-size):
-/// <see cref="TryPush"/> refuses what would exceed <see cref="Capacity"/>.
-/// Segments are rented from <see cref="ArrayPool{T}.Shared"/> and returned once written.
+/// Guest data the host socket refused for now (the reference's LocalTxBuf): a byte ring of <see cref="Capacity"/>
+/// bytes. Guest payloads go to the host socket straight from guest memory; only the bytes the socket does not
+/// take are copied here, and written from here once the socket has room. The credit we grant bounds what the
+/// guest can have in flight, so what is buffered never exceeds tx-buffer-size.
+///
+/// The storage is rented on first use and kept until <see cref="Dispose"/>: a stream that once backed up is
+/// likely to again, and keeping it means no pool traffic per packet in steady state; an idle stream that never
+/// backed up holds none (the reference allocates tx-buffer-size for every connection up front).
 /// </summary>
-public sealed class TxBuffer
+public sealed class TxBuffer : IDisposable
 {
-    private readonly Queue<Segment> _segments = new();
-    private int _headConsumed;
+    private byte[]? _storage;
+    private int _head;
 
     public TxBuffer(uint capacity) => Capacity = capacity;
-
-    private struct Segment
-    {
-        public byte[] Array;
-        public int Offset;
-        public int Length;
-    }
 
     public uint Capacity { get; }
     public uint Length { get; private set; }
     public bool IsEmpty => Length == 0;
+    public uint Free => Capacity - Length;
 
-    /// <summary>Takes ownership of <paramref name="array"/> (a pooled array) if the bytes fit.</summary>
-    public bool TryPush(byte[] array, int offset, int length)
+    /// <summary>Whether the storage is rented (tests, and the memory accounting of idle streams).</summary>
+    public bool HasStorage => _storage is not null;
+
+    /// <summary>Appends <paramref name="data"/> if it fits, all or nothing.</summary>
+    public bool TryWrite(ReadOnlySpan<byte> data)
     {
-        if ((ulong)Length + (ulong)length > Capacity)
+        if (data.Length > Free)
             return false;
-        _segments.Enqueue(new Segment { Array = array, Offset = offset, Length = length });
-        Length += (uint)length;
+        GetWritable(out var first, out var second);
+        var n = Math.Min(first.Length, data.Length);
+        data[..n].CopyTo(first);
+        data[n..].CopyTo(second);
+        Length += (uint)data.Length;
         return true;
     }
 
-    /// <summary>The next bytes to write; empty when the buffer is empty.</summary>
-    public ArraySegment<byte> Peek()
+    /// <summary>The free space as up to two spans (the ring wraps), for a caller that fills them and then calls <see cref="Commit"/>.</summary>
+    public void GetWritable(out Span<byte> first, out Span<byte> second)
     {
-        if (!_segments.TryPeek(out var s))
-            return ArraySegment<byte>.Empty;
-        return new ArraySegment<byte>(s.Array, s.Offset + _headConsumed, s.Length - _headConsumed);
+        var storage = _storage ??= ArrayPool<byte>.Shared.Rent((int)Capacity);
+        var size = (int)Capacity;
+        var tail = (_head + (int)Length) % size;
+        var free = (int)Free;
+        var run = Math.Min(free, size - tail);
+        first = storage.AsSpan(tail, run);
+        second = storage.AsSpan(0, free - run);
     }
 
-    /// <summary>
-    /// Fills <paramref name="into"/> with the next segments to write, in order (for one gathered
-    /// write); returns how many. The first one starts after what was already written.
-    /// </summary>
-    public int PeekSegments(Span<ArraySegment<byte>> into)
+    /// <summary>Counts <paramref name="count"/> bytes written into the spans of <see cref="GetWritable"/>.</summary>
+    public void Commit(int count)
     {
-        var count = 0;
-        foreach (var s in _segments)
+        if (count < 0 || count > Free)
+            throw new ArgumentOutOfRangeException(nameof(count));
+        Length += (uint)count;
+    }
+
+    /// <summary>The buffered bytes in order, as up to two spans (the ring wraps).</summary>
+    public void GetReadable(out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
+    {
+        if (_storage is null || Length == 0)
         {
-            if (count == into.Length)
-                break;
-            var skip = count == 0 ? _headConsumed : 0;
-            into[count++] = new ArraySegment<byte>(s.Array, s.Offset + skip, s.Length - skip);
+            first = default;
+            second = default;
+            return;
         }
-        return count;
+        var size = (int)Capacity;
+        var run = Math.Min((int)Length, size - _head);
+        first = _storage.AsSpan(_head, run);
+        second = _storage.AsSpan(0, (int)Length - run);
     }
 
-    /// <summary>Marks <paramref name="count"/> bytes written, across segments; drained segments go back to the pool.</summary>
+    /// <summary>Drops <paramref name="count"/> bytes from the front (they were written).</summary>
     public void Advance(int count)
     {
         if (count < 0 || (uint)count > Length)
             throw new ArgumentOutOfRangeException(nameof(count));
         Length -= (uint)count;
-        while (count > 0)
-        {
-            var head = _segments.Peek();
-            var left = head.Length - _headConsumed;
-            if (count < left)
-            {
-                _headConsumed += count;
-                return;
-            }
-            count -= left;
-            _segments.Dequeue();
-            _headConsumed = 0;
-            ArrayPool<byte>.Shared.Return(head.Array);
-        }
+        _head = Length == 0 ? 0 : (_head + count) % (int)Capacity;
     }
 
-    /// <summary>Drops everything (connection reset): segments go back to the pool.</summary>
+    /// <summary>Drops everything (a reset stream).</summary>
     public void Clear()
     {
-        while (_segments.TryDequeue(out var s))
-            ArrayPool<byte>.Shared.Return(s.Array);
         Length = 0;
-        _headConsumed = 0;
+        _head = 0;
+    }
+
+    public void Dispose()
+    {
+        Clear();
+        if (_storage is { } storage)
+        {
+            _storage = null;
+            ArrayPool<byte>.Shared.Return(storage);
+        }
     }
 }

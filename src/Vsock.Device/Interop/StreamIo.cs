@@ -94,6 +94,69 @@ public static class StreamIo
         }
     }
 
+    /// <summary>Most iovecs one vectored call takes (<see cref="ReceiveVector"/>, <see cref="SendVector"/>).</summary>
+    public const int MaxVectorSegments = 64;
+
+    /// <summary>
+    /// One recvmsg into <paramref name="count"/> iovecs (scatter read). The host data path reads straight into
+    /// guest RX buffers this way: one system call and one copy for many buffers.
+    /// </summary>
+    /// <returns>Bytes read (0 = end of stream), <see cref="WouldBlock"/>, or another negated errno.</returns>
+    internal static unsafe int ReceiveVector(SafeHandle socket, IoVec* iov, int count, int flags = 0)
+    {
+        var message = new MsgHdr { Iov = iov, IovLength = (nuint)count };
+        while (true)
+        {
+            var n = Libc.RecvMsg(socket, &message, Libc.MSG_DONTWAIT | flags);
+            if (n >= 0)
+                return (int)n;
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != Errno.EINTR)
+                return -errno;
+        }
+    }
+
+    /// <summary>
+    /// One sendmsg of <paramref name="count"/> iovecs (gather write): guest TX payloads go to the host socket
+    /// straight from guest memory this way.
+    /// </summary>
+    /// <returns>Bytes written (possibly fewer than asked), <see cref="WouldBlock"/>, or another negated errno.</returns>
+    internal static unsafe int SendVector(SafeHandle socket, IoVec* iov, int count, int flags = 0)
+    {
+        var message = new MsgHdr { Iov = iov, IovLength = (nuint)count };
+        while (true)
+        {
+            var n = Libc.SendMsg(socket, &message, Libc.MSG_DONTWAIT | Libc.MSG_NOSIGNAL | flags);
+            if (n >= 0)
+                return (int)n;
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != Errno.EINTR)
+                return -errno;
+        }
+    }
+
+    /// <summary>Reads without consuming (MSG_PEEK): the CONNECT line is taken off the socket only once it is whole.</summary>
+    /// <returns>Bytes available (0 = end of stream), <see cref="WouldBlock"/>, or another negated errno.</returns>
+    public static unsafe int Peek(SafeHandle socket, Span<byte> buffer)
+    {
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                var n = Libc.Recv(socket, p, (nuint)buffer.Length, Libc.MSG_DONTWAIT | Libc.MSG_PEEK);
+                if (n >= 0)
+                    return (int)n;
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != Errno.EINTR)
+                    return -errno;
+            }
+        }
+    }
+
+    /// <summary>shutdown(SHUT_WR): the host peer reads end of stream. 0, or a negated errno (ENOTCONN when the peer is gone).</summary>
+    public static int ShutdownWrite(SafeHandle socket) =>
+        Libc.Shutdown(socket, Libc.SHUT_WR) == 0 ? 0 : -Marshal.GetLastPInvokeError();
+
     /// <summary>The errno name of a negated result, for logs.</summary>
     public static string Describe(int result) =>
         result >= 0 ? $"{result} bytes" : $"{Marshal.GetPInvokeErrorMessage(-result)} (errno {-result})";

@@ -45,6 +45,15 @@ public static class VsockShutdownFlags
     public const uint Both = Receive | Send;
 }
 
+/// <summary>SEQPACKET flags of an RW packet (virtio 1.2 §5.10.6.6, Linux uapi virtio_vsock.h).</summary>
+public static class VsockSeqFlags
+{
+    /// <summary>VIRTIO_VSOCK_SEQ_EOM: the last packet of a message.</summary>
+    public const uint Eom = 1;
+    /// <summary>VIRTIO_VSOCK_SEQ_EOR: the last packet of a record (the sender's MSG_EOR).</summary>
+    public const uint Eor = 2;
+}
+
 public static class VsockConstants
 {
     /// <summary>sizeof(struct virtio_vsock_hdr).</summary>

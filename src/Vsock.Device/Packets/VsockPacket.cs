@@ -251,6 +251,34 @@ public unsafe ref struct VsockPacket
     }
 
     /// <summary>
+    /// The payload's host segments in guest memory (skipping empty descriptors), for a gathered write straight
+    /// from guest memory. Returns how many were written to <paramref name="into"/>, or -1 if the payload needs
+    /// more than <paramref name="max"/> segments or the packet is not over guest memory (the caller copies then).
+    /// The pointers are valid only within the current turn of the VM's loop (see <see cref="Backend.TxTurn"/>).
+    /// </summary>
+    internal readonly int GetDataSegments(Interop.IoVec* into, int max)
+    {
+        if (_memory is null)
+            return -1;
+        var index = _dataIndex;
+        var position = _dataOffset;
+        var left = _dataCapacity;
+        var count = 0;
+        while (left > 0)
+        {
+            if (count == max)
+                return -1;
+            var segment = NextSegment(_memory, _buffers, ref index, ref position, (int)Math.Min(left, int.MaxValue));
+            if (segment.IsEmpty)
+                break;
+            fixed (byte* p = segment)
+                into[count++] = new Interop.IoVec { Base = p, Length = (nuint)segment.Length };
+            left -= (uint)segment.Length;
+        }
+        return count;
+    }
+
+    /// <summary>
     /// RX: scatters <paramref name="source"/> into the payload area from <paramref name="offset"/> on; at most
     /// <see cref="DataCapacity"/> − offset bytes. Returns the number written. Does not set <see cref="Len"/>.
     /// </summary>

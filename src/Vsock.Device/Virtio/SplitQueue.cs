@@ -12,7 +12,7 @@ namespace Vsock.Device.Virtio;
 /// value the guest controls is copied out once before it is checked, so a guest rewriting the rings while we
 /// read them cannot get an unchecked value past us.
 ///
-/// Not thread-safe: one owner (the virtqueue actor) drives a queue. The three ring areas are checked at
+/// Not thread-safe: one owner (the VM's device, on its event-loop thread) drives a queue. The three ring areas are checked at
 /// construction and their host pointers cached; the queue must not be used after its <see cref="GuestMemory"/>
 /// is disposed (the same rule as for any span obtained from it).
 /// </summary>
@@ -37,7 +37,7 @@ public sealed unsafe class SplitQueue
     private ushort _publishedUsed;    // the used.idx we last stored
     private ushort _lastCheckedUsed;  // the used.idx at the last NeedsNotification (virtq_need_event's old_idx)
     private ushort _usedFlags;        // our own used.flags; the guest never writes it
-    private bool _canUndo;
+    private int _rewindable;         // chains popped since the last AddUsed or malformed pop: Rewind may return them
 
     public SplitQueue(GuestMemory memory, ushort size, ulong descTableGpa, ulong availRingGpa, ulong usedRingGpa,
         bool eventIdx, bool indirectDescriptors, ushort nextAvail = 0)
@@ -101,7 +101,6 @@ public sealed unsafe class SplitQueue
     {
         chain = default;
         error = ChainError.None;
-        _canUndo = false;
         if (IsBroken)
             return PopStatus.Empty;
         if (NextAvail == _availIdxSeen && (!RefreshAvailIdx() || NextAvail == _availIdxSeen))
@@ -112,7 +111,9 @@ public sealed unsafe class SplitQueue
 
         if (head >= Size)
         {
-            // No descriptor to give back: the used ring only takes valid heads.
+            // No descriptor to give back: the used ring only takes valid heads. Consumed for good, so
+            // nothing popped before it can be rewound past it.
+            _rewindable = 0;
             error = ChainError.HeadIndexOutOfRange;
             chain = new DescriptorChain(head, default, 0, 0);
             return PopStatus.Malformed;
@@ -127,17 +128,25 @@ public sealed unsafe class SplitQueue
         }
 
         chain = new DescriptorChain(head, new ReadOnlySpan<GuestBuffer>(_scratch, 0, count), readable, writable);
-        _canUndo = true;
+        _rewindable++;
         return PopStatus.Chain;
     }
 
-    /// <summary>Un-pops the chain just popped (RX: nothing to write into it). Only valid right after a successful <see cref="TryPop"/>.</summary>
-    public void UndoPop()
+    /// <summary>How many of the chains popped last can still be given back with <see cref="Rewind"/>.</summary>
+    public int Rewindable => _rewindable;
+
+    /// <summary>
+    /// Un-pops the last <paramref name="count"/> chains (RX: the host had fewer bytes than the buffers
+    /// taken for them). The avail ring is untouched, so they are simply popped again later. Only chains
+    /// popped since the last <see cref="AddUsed"/> or malformed pop can be rewound (<see cref="Rewindable"/>):
+    /// used elements are written in pop order.
+    /// </summary>
+    public void Rewind(int count)
     {
-        if (!_canUndo)
-            throw new InvalidOperationException("UndoPop is only valid right after TryPop returned a chain");
-        _canUndo = false;
-        NextAvail--;
+        if (count < 0 || count > _rewindable)
+            throw new InvalidOperationException($"cannot rewind {count} chains: {_rewindable} popped since the last completion");
+        _rewindable -= count;
+        NextAvail -= (ushort)count;
     }
 
     /// <summary>Writes the used element at <see cref="NextUsed"/> (invisible to the guest until <see cref="PublishUsed"/>).</summary>
@@ -145,7 +154,7 @@ public sealed unsafe class SplitQueue
     {
         if (headIndex >= Size)
             throw new ArgumentOutOfRangeException(nameof(headIndex), headIndex, "head index beyond the queue size");
-        _canUndo = false;
+        _rewindable = 0;
         var element = new Span<byte>(_used + SplitRingLayout.RingOffset + SplitRingLayout.UsedElementSize * (NextUsed & _mask), SplitRingLayout.UsedElementSize);
         BinaryPrimitives.WriteUInt32LittleEndian(element, headIndex);
         BinaryPrimitives.WriteUInt32LittleEndian(element[4..], length);

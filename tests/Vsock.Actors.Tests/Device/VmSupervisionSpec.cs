@@ -48,7 +48,7 @@ public sealed class VmSupervisionSpec : TestKit, IDisposable
         var before4 = DeviceOf(devices, 4).Device!;
         Watch(before3);
 
-        before3.Tell(new DeviceActor.LoopFailed(new IOException("injected fault")));
+        before3.Tell(Kill.Instance); // the device throws (ActorKilledException): stopped, as any failing fd owner
 
         ExpectTerminated(before3, Wait);
         AwaitCondition(() => DeviceOf(devices, 3) is { Device: not null, Restarts: 1 }, Wait);

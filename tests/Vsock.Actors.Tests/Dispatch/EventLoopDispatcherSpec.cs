@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using Vsock.Actors.Device;
 using Vsock.Actors.Tests.TestSupport;
@@ -8,9 +7,8 @@ using Xunit;
 
 namespace Vsock.Actors.Tests.Dispatch;
 
-/// <summary>Actors on a vsock dispatcher run on an event loop, one loop (one thread) per dispatcher.</summary>
-public sealed class EventLoopDispatcherSpec() : TestKit(
-    ConfigurationFactory.ParseString(VsockDispatchers.VmDispatcherHocon(7)).WithFallback(VsockTestKitConfig.Config))
+/// <summary>Actors on a VM's dispatcher run on that VM's event loop: one loop (one thread) per VM.</summary>
+public sealed class EventLoopDispatcherSpec() : TestKit(VsockTestKitConfig.Config)
 {
     private sealed class WhereAmI : ReceiveActor
     {
@@ -21,19 +19,28 @@ public sealed class EventLoopDispatcherSpec() : TestKit(
         actor.Ask<(EventLoop?, int)>("where", TimeSpan.FromSeconds(5)).Result;
 
     [Fact]
-    public void Actors_of_one_vm_dispatcher_share_its_loop_thread_and_other_dispatchers_do_not()
+    public void Actors_of_one_vm_share_its_loop_thread_and_another_vm_has_its_own()
     {
-        var vm = VsockDispatchers.ForVm(7);
-        var a = Ask(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(vm)));
-        var b = Ask(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(vm)));
-        var fallback = Ask(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(VsockDispatchers.Device)));
+        var vm7 = VsockDispatchers.ForVm(Sys, 7);
+        var a = Ask(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(vm7)));
+        var b = Ask(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(vm7)));
+        var other = Ask(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(VsockDispatchers.ForVm(Sys, 8))));
         var plain = Ask(Sys.ActorOf(Props.Create<WhereAmI>()));
 
+        Assert.Equal(VsockDispatchers.ForVm(7), vm7);
         Assert.NotNull(a.Loop);
         Assert.Same(a.Loop, b.Loop);
         Assert.Equal(a.Thread, b.Thread);
-        Assert.NotNull(fallback.Loop);
-        Assert.NotSame(a.Loop, fallback.Loop);
+        Assert.NotNull(other.Loop);
+        Assert.NotSame(a.Loop, other.Loop);
         Assert.Null(plain.Loop);
+    }
+
+    [Fact]
+    public void The_per_vm_dispatcher_takes_the_template_settings()
+    {
+        var dispatcher = Sys.Dispatchers.Lookup(VsockDispatchers.ForVm(Sys, 9));
+        Assert.Equal(Sys.Settings.Config.GetInt($"{VsockDispatchers.TemplatePath}.throughput"), dispatcher.Throughput);
+        Assert.Equal(VsockDispatchers.ForVm(9), dispatcher.Id);
     }
 }

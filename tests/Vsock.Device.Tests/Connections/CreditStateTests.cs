@@ -12,9 +12,9 @@ public class CreditStateTests
         Assert.Equal(0u, c.PeerFreeCredit);
         c.UpdatePeer(65536, 0);
         Assert.Equal(65536u, c.PeerFreeCredit);
-        c.OnSentToGuest(32768);
+        c.OnSent(32768);
         Assert.Equal(32768u, c.PeerFreeCredit);
-        c.OnSentToGuest(32768);
+        c.OnSent(32768);
         Assert.Equal(0u, c.PeerFreeCredit);
         c.UpdatePeer(65536, 65536);
         Assert.Equal(65536u, c.PeerFreeCredit);
@@ -23,10 +23,10 @@ public class CreditStateTests
     [Fact]
     public void Peer_credit_wraps_around_u32()
     {
-        var c = new CreditState(65536) { RxCnt = uint.MaxValue - 100, PeerFwdCnt = uint.MaxValue - 100 };
+        var c = new CreditState(65536) { TxCnt = uint.MaxValue - 100, PeerFwdCnt = uint.MaxValue - 100 };
         c.UpdatePeer(262144, uint.MaxValue - 100);
-        c.OnSentToGuest(1000); // rx_cnt wraps past 2^32
-        Assert.True(c.RxCnt < 1000);
+        c.OnSent(1000); // rx_cnt wraps past 2^32
+        Assert.True(c.TxCnt < 1000);
         Assert.Equal(262144u - 1000u, c.PeerFreeCredit);
         c.UpdatePeer(262144, unchecked(uint.MaxValue - 100 + 1000));
         Assert.Equal(262144u, c.PeerFreeCredit);
@@ -37,7 +37,7 @@ public class CreditStateTests
     {
         var c = new CreditState(65536);
         c.UpdatePeer(65536, 0);
-        c.OnSentToGuest(60000);
+        c.OnSent(60000);
         c.UpdatePeer(4096, 0);
         Assert.Equal(0u, c.PeerFreeCredit);
     }
@@ -46,27 +46,27 @@ public class CreditStateTests
     public void Guest_may_send_up_to_the_advertised_buffer()
     {
         var c = new CreditState(1000);
-        Assert.True(c.GuestMaySend(1000));
-        Assert.False(c.GuestMaySend(1001));
-        c.OnReceivedFromGuest(600);
-        Assert.True(c.GuestMaySend(400));
-        Assert.False(c.GuestMaySend(401));
-        c.OnForwarded(600);
+        Assert.True(c.PeerMaySend(1000));
+        Assert.False(c.PeerMaySend(1001));
+        c.OnReceived(600);
+        Assert.True(c.PeerMaySend(400));
+        Assert.False(c.PeerMaySend(401));
+        c.OnConsumed(600);
         // Forwarded but not yet advertised: the guest does not know, so it may not use that space.
-        Assert.False(c.GuestMaySend(401));
+        Assert.False(c.PeerMaySend(401));
         c.OnAdvertised();
-        Assert.True(c.GuestMaySend(1000));
+        Assert.True(c.PeerMaySend(1000));
     }
 
     [Fact]
     public void Guest_may_send_works_across_the_u32_wrap()
     {
         var c = new CreditState(65536) { RecvCnt = uint.MaxValue - 10, FwdCnt = uint.MaxValue - 10, LastAdvertisedFwdCnt = uint.MaxValue - 10 };
-        c.OnReceivedFromGuest(65536);
-        Assert.False(c.GuestMaySend(1));
-        c.OnForwarded(65536);
+        c.OnReceived(65536);
+        Assert.False(c.PeerMaySend(1));
+        c.OnConsumed(65536);
         c.OnAdvertised();
-        Assert.True(c.GuestMaySend(65536));
+        Assert.True(c.PeerMaySend(65536));
         Assert.Equal(0u, c.Buffered);
     }
 
@@ -75,11 +75,11 @@ public class CreditStateTests
     {
         var c = new CreditState(65536);
         Assert.False(c.ShouldSendCreditUpdate);
-        c.OnReceivedFromGuest(40000);
-        c.OnForwarded(40000);
+        c.OnReceived(40000);
+        c.OnConsumed(40000);
         Assert.False(c.ShouldSendCreditUpdate); // guest still sees 25536 free, more than 16384
-        c.OnReceivedFromGuest(10000);
-        c.OnForwarded(10000);
+        c.OnReceived(10000);
+        c.OnConsumed(10000);
         Assert.True(c.ShouldSendCreditUpdate); // guest sees 15536 free, we have 65536
         c.OnAdvertised();
         Assert.False(c.ShouldSendCreditUpdate);
@@ -89,7 +89,7 @@ public class CreditStateTests
     public void No_credit_update_when_nothing_was_freed()
     {
         var c = new CreditState(65536);
-        c.OnReceivedFromGuest(65536);
+        c.OnReceived(65536);
         Assert.False(c.ShouldSendCreditUpdate);
     }
 }

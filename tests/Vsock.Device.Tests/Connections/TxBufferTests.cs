@@ -1,85 +1,102 @@
-using System.Buffers;
 using Vsock.Device.Connections;
 
 namespace Vsock.Device.Tests.Connections;
 
 public class TxBufferTests
 {
-    private static byte[] Segment(int length, byte fill)
+    private static byte[] Bytes(int length, byte first) => Enumerable.Range(0, length).Select(i => (byte)(first + i)).ToArray();
+
+    private static byte[] Readable(TxBuffer tx)
     {
-        var a = ArrayPool<byte>.Shared.Rent(length);
-        a.AsSpan(0, length).Fill(fill);
-        return a;
+        tx.GetReadable(out var first, out var second);
+        return [.. first, .. second];
+    }
+
+    [Fact]
+    public void Holds_no_storage_until_something_is_written()
+    {
+        using var tx = new TxBuffer(65536);
+        Assert.False(tx.HasStorage);
+        tx.GetReadable(out var first, out var second);
+        Assert.True(first.IsEmpty && second.IsEmpty);
+        Assert.True(tx.TryWrite([1]));
+        Assert.True(tx.HasStorage);
     }
 
     [Fact]
     public void Refuses_what_exceeds_the_capacity_all_or_nothing()
     {
-        var tx = new TxBuffer(100);
-        Assert.True(tx.TryPush(Segment(60, 1), 0, 60));
-        Assert.False(tx.TryPush(Segment(41, 2), 0, 41));
+        using var tx = new TxBuffer(100);
+        Assert.True(tx.TryWrite(Bytes(60, 1)));
+        Assert.False(tx.TryWrite(Bytes(41, 2)));
         Assert.Equal(60u, tx.Length);
-        Assert.True(tx.TryPush(Segment(40, 3), 0, 40));
+        Assert.True(tx.TryWrite(Bytes(40, 3)));
         Assert.Equal(100u, tx.Length);
+        Assert.Equal(0u, tx.Free);
     }
 
     [Fact]
-    public void Drains_in_order_across_partial_writes()
+    public void Keeps_the_order_of_bytes_across_the_wrap_of_the_ring()
     {
-        var tx = new TxBuffer(1000);
-        tx.TryPush(Segment(10, 1), 0, 10);
-        tx.TryPush(Segment(5, 2), 0, 5);
-        var head = tx.Peek();
-        Assert.Equal(10, head.Count);
-        tx.Advance(4);
-        head = tx.Peek();
-        Assert.Equal(6, head.Count);
-        Assert.All(head, b => Assert.Equal(1, b));
+        using var tx = new TxBuffer(10);
+        Assert.True(tx.TryWrite(Bytes(8, 0)));
         tx.Advance(6);
-        head = tx.Peek();
-        Assert.Equal(5, head.Count);
-        Assert.All(head, b => Assert.Equal(2, b));
+        Assert.True(tx.TryWrite(Bytes(7, 100))); // 2 old bytes + 7 new: wraps
+        tx.GetReadable(out var first, out var second);
+        Assert.Equal(4, first.Length);
+        Assert.Equal(5, second.Length);
+        Assert.Equal(new byte[] { 6, 7, 100, 101, 102, 103, 104, 105, 106 }, Readable(tx));
+    }
+
+    [Fact]
+    public void Writable_spans_and_commit_fill_the_free_space_in_order()
+    {
+        using var tx = new TxBuffer(8);
+        tx.TryWrite(Bytes(6, 0));
         tx.Advance(5);
-        Assert.True(tx.IsEmpty);
-        Assert.Equal(0, tx.Peek().Count);
+        tx.GetWritable(out var first, out var second);
+        Assert.Equal(2, first.Length); // up to the end of the ring
+        Assert.Equal(5, second.Length); // then from the start, up to the byte still held
+        first.Fill(50);
+        second[..3].Fill(60);
+        tx.Commit(5);
+        Assert.Equal(new byte[] { 5, 50, 50, 60, 60, 60 }, Readable(tx));
     }
 
     [Fact]
-    public void Segments_for_a_gathered_write_start_after_what_was_written_and_advance_spans_them()
+    public void Drains_in_order_across_partial_writes_and_starts_over_when_empty()
     {
-        var tx = new TxBuffer(1000);
-        tx.TryPush(Segment(10, 1), 0, 10);
-        tx.TryPush(Segment(5, 2), 0, 5);
-        tx.TryPush(Segment(7, 3), 0, 7);
+        using var tx = new TxBuffer(16);
+        tx.TryWrite(Bytes(10, 0));
         tx.Advance(4);
-        var segments = new ArraySegment<byte>[2];
-        Assert.Equal(2, tx.PeekSegments(segments)); // bounded by the span
-        Assert.Equal([6, 5], segments.Select(s => s.Count));
-        tx.Advance(6 + 5 + 2); // a write that ends inside the third segment
-        Assert.Equal(1, tx.PeekSegments(segments));
-        Assert.Equal(5, segments[0].Count);
-        Assert.All(segments[0], b => Assert.Equal(3, b));
-        Assert.Equal(5u, tx.Length);
+        Assert.Equal(Bytes(6, 4), Readable(tx));
+        tx.Advance(6);
+        Assert.True(tx.IsEmpty);
+        tx.TryWrite(Bytes(16, 20)); // empty: the whole capacity is one run again
+        tx.GetReadable(out var first, out var second);
+        Assert.Equal(16, first.Length);
+        Assert.True(second.IsEmpty);
     }
 
     [Fact]
-    public void Advance_beyond_what_is_buffered_is_a_bug()
+    public void Advance_and_commit_refuse_counts_outside_the_buffer()
     {
-        var tx = new TxBuffer(100);
-        tx.TryPush(Segment(10, 1), 0, 10);
-        Assert.Throws<ArgumentOutOfRangeException>(() => tx.Advance(11));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TxBuffer(10).Advance(1));
+        using var tx = new TxBuffer(4);
+        tx.TryWrite(Bytes(2, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => tx.Advance(3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => tx.Commit(3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => tx.Advance(-1));
     }
 
     [Fact]
-    public void Clear_empties_the_buffer()
+    public void Clear_drops_everything_and_dispose_returns_the_storage()
     {
-        var tx = new TxBuffer(100);
-        tx.TryPush(Segment(10, 1), 0, 10);
-        tx.Advance(3);
+        var tx = new TxBuffer(32);
+        tx.TryWrite(Bytes(20, 0));
         tx.Clear();
         Assert.True(tx.IsEmpty);
-        Assert.True(tx.TryPush(Segment(100, 1), 0, 100));
-        Assert.Equal(100, tx.Peek().Count);
+        Assert.True(tx.HasStorage);
+        tx.Dispose();
+        Assert.False(tx.HasStorage);
     }
 }

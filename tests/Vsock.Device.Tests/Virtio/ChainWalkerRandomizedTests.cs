@@ -78,7 +78,7 @@ public sealed unsafe class ChainWalkerRandomizedTests : IDisposable
                     Assert.Equal(expected.Where(b => !b.DeviceWritable).Aggregate(0UL, (s, b) => s + b.Length), chain.ReadableLength);
                     Assert.Equal(expected.Where(b => b.DeviceWritable).Aggregate(0UL, (s, b) => s + b.Length), chain.WritableLength);
                     if (random.Next(4) == 0)
-                        queue.UndoPop();
+                        queue.Rewind(1);
                     else
                         queue.AddUsed(chain.HeadIndex, (uint)random.Next(100));
                 }

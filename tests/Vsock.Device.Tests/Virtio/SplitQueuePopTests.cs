@@ -106,35 +106,42 @@ public sealed class SplitQueuePopTests : IDisposable
     }
 
     [Fact]
-    public void UndoPop_returns_the_chain_to_the_ring()
+    public void Rewind_returns_the_chains_to_the_ring()
     {
         var queue = _driver.CreateQueue();
-        var head = _driver.AddChain(new GuestBuffer(_driver.Alloc(64), 64, true));
+        var first = _driver.AddChain(new GuestBuffer(_driver.Alloc(64), 64, true));
+        _driver.AddChain(new GuestBuffer(_driver.Alloc(64), 64, true));
         Assert.Equal(PopStatus.Chain, queue.TryPop(out _, out _));
-        queue.UndoPop();
+        Assert.Equal(PopStatus.Chain, queue.TryPop(out _, out _));
+        Assert.Equal(2, queue.Rewindable);
+        queue.Rewind(2);
         Assert.Equal(0, queue.NextAvail);
-        Assert.Equal(1, queue.PendingCount());
+        Assert.Equal(2, queue.PendingCount());
         Assert.Equal(PopStatus.Chain, queue.TryPop(out var again, out _));
-        Assert.Equal(head, again.HeadIndex);
+        Assert.Equal(first, again.HeadIndex);
     }
 
     [Fact]
-    public void UndoPop_is_refused_unless_a_chain_was_just_popped()
+    public void Rewind_is_refused_past_a_completed_chain()
     {
         var queue = _driver.CreateQueue();
-        Assert.Throws<InvalidOperationException>(queue.UndoPop);
+        Assert.Throws<InvalidOperationException>(() => queue.Rewind(1));
 
         _driver.AddChain(new GuestBuffer(_driver.Alloc(64), 64, true));
+        _driver.AddChain(new GuestBuffer(_driver.Alloc(64), 64, true));
         Assert.Equal(PopStatus.Chain, queue.TryPop(out _, out _));
-        queue.UndoPop();
-        Assert.Throws<InvalidOperationException>(queue.UndoPop);
+        queue.Rewind(1);
+        Assert.Throws<InvalidOperationException>(() => queue.Rewind(1));
 
         Assert.Equal(PopStatus.Chain, queue.TryPop(out var chain, out _));
         queue.AddUsed(chain.HeadIndex, 0);
-        Assert.Throws<InvalidOperationException>(queue.UndoPop);
+        Assert.Throws<InvalidOperationException>(() => queue.Rewind(1));
 
+        Assert.Equal(PopStatus.Chain, queue.TryPop(out _, out _));
+        Assert.Equal(1, queue.Rewindable);
         Assert.Equal(PopStatus.Empty, queue.TryPop(out _, out _));
-        Assert.Throws<InvalidOperationException>(queue.UndoPop);
+        queue.Rewind(1);
+        Assert.Equal(1, queue.PendingCount());
     }
 
     [Fact]

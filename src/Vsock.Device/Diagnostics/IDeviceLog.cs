@@ -1,4 +1,4 @@
-namespace Vsock.Device.Backend;
+namespace Vsock.Device.Diagnostics;
 
 /// <summary>
 /// Logging seam for the device core (which has no logging framework of its own); the actor layer

@@ -1,0 +1,130 @@
+using Akka.Actor;
+using Akka.Event;
+using Vsock.Device.Connections;
+using Vsock.Device.Interop;
+using static Vsock.Actors.Protocol.DeviceProtocol;
+
+namespace Vsock.Actors.Connections;
+
+/// <summary>
+/// A host client accepted on <c>uds-path</c> (Firecracker's hybrid vsock): it first sends <c>CONNECT &lt;port&gt;\n</c>;
+/// the device then opens the stream to that guest port, and once the guest answers RESPONSE the stream writes
+/// <c>OK &lt;port&gt;\n</c> and relays bytes both ways.
+///
+/// The line is read with MSG_PEEK and taken off the socket only once it is whole, so bytes the client sends after
+/// the newline stay in the socket and reach the guest as the stream's first data (the reference loses them).
+/// </summary>
+public sealed class HostInitiatedConnection : ConnectionActor
+{
+    private readonly byte[] _line = new byte[ConnectCommandParser.MaxLineLength + 1];
+
+    public HostInitiatedConnection(HostStream stream, ConnectionSettings settings) : base(stream, settings)
+    {
+    }
+
+    public static Props Props(HostStream stream, ConnectionSettings settings) =>
+        Akka.Actor.Props.Create(() => new HostInitiatedConnection(stream, settings));
+
+    protected override void PreStart()
+    {
+        WatchSocket();
+        Timers.StartSingleTimer(SetupTimeout.Instance, SetupTimeout.Instance, Settings.ConnectLineTimeout);
+        Become(AwaitingConnectLine);
+        ReadConnectLine();
+    }
+
+    private void AwaitingConnectLine(object message)
+    {
+        if (TakeReadiness(message) is { } events)
+        {
+            Stream.OnSocketReady(events); // the stream keeps what it needs later (the peer hanging up)
+            ReadConnectLine();
+            return;
+        }
+        switch (message)
+        {
+            case SetupTimeout:
+                Log.Info("host client sent no CONNECT line within {0}; closing it", Settings.ConnectLineTimeout);
+                Context.Stop(Self);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    /// <summary>Looks at what the client sent so far; takes the line off the socket once it is complete.</summary>
+    private void ReadConnectLine()
+    {
+        var socket = Stream.Socket!;
+        var n = StreamIo.Peek(socket, _line);
+        if (n == StreamIo.WouldBlock)
+            return; // the next edge brings more
+        if (n < 0)
+        {
+            Log.Debug("host client failed before CONNECT: {0}", StreamIo.Describe(n));
+            Context.Stop(Self);
+            return;
+        }
+        var parser = new ConnectCommandParser();
+        ConnectCommandParser.Status status;
+        uint port;
+        string? error;
+        int consumed;
+        if (n == 0)
+        {
+            status = parser.FeedEndOfStream(out port, out error);
+            consumed = 0;
+        }
+        else
+        {
+            status = parser.Feed(_line.AsSpan(0, n), out consumed, out port, out error);
+            if (status == ConnectCommandParser.Status.NeedMore && Stream.Has(StreamStatus.HostClosing))
+            {
+                // The client shut its write side after an unterminated line: it still counts (as the reference).
+                status = parser.FeedEndOfStream(out port, out error);
+                consumed = n;
+            }
+        }
+        switch (status)
+        {
+            case ConnectCommandParser.Status.NeedMore:
+                return;
+            case ConnectCommandParser.Status.Invalid:
+                Log.Warning("closing host client: {0}", error);
+                Context.Stop(Self);
+                return;
+        }
+        if (consumed > 0 && StreamIo.Receive(socket, _line.AsSpan(0, consumed)) != consumed)
+        {
+            Context.Stop(Self); // the bytes we just peeked are there; anything else is a broken socket
+            return;
+        }
+        Timers.Cancel(SetupTimeout.Instance);
+        Device.Tell(new OpenToGuest(port));
+        Become(AwaitingOpen);
+    }
+
+    private void AwaitingOpen(object message)
+    {
+        if (TakeReadiness(message) is { } events)
+        {
+            Stream.OnSocketReady(events); // recorded: the stream reads nothing before it is established
+            return;
+        }
+        switch (message)
+        {
+            case OpenedToGuest:
+                Timers.StartSingleTimer(SetupTimeout.Instance, SetupTimeout.Instance, Settings.GuestResponseTimeout);
+                BecomeConnected();
+                break;
+            case OpenRefused refused:
+                Log.Info("host CONNECT refused: {0}", refused.Reason);
+                Context.Stop(Self);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+}

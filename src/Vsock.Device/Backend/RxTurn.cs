@@ -1,0 +1,338 @@
+using System.Runtime.InteropServices;
+using Vsock.Device.Diagnostics;
+using Vsock.Device.Interop;
+using Vsock.Device.Memory;
+using Vsock.Device.Packets;
+using Vsock.Device.Virtio;
+
+namespace Vsock.Device.Backend;
+
+/// <summary>What one <see cref="RxTurn.ReadFrom"/> did.</summary>
+public enum RxReadResult
+{
+    /// <summary>Bytes went into one or more RX buffers.</summary>
+    Data,
+    /// <summary>The socket had nothing (EAGAIN); no buffer was used.</summary>
+    WouldBlock,
+    /// <summary>The socket's peer shut its write side; no buffer was used.</summary>
+    EndOfStream,
+    /// <summary>The guest has no RX buffer posted; nothing was read (the data stays in the socket).</summary>
+    NoBuffers,
+    /// <summary>The read failed (the errno is returned); no buffer was used.</summary>
+    Error,
+}
+
+/// <summary>
+/// One turn of filling the guest's RX ring, lent by <see cref="VsockBackend.TryBeginRx"/> to the stream that has
+/// something for the guest. Every packet takes one RX buffer (a descriptor chain): a header-only control packet
+/// (<see cref="TryWriteControl"/>), a payload copied from host memory (<see cref="TryWriteData"/>), or a payload read
+/// straight from a host socket into the buffers' payload areas with one recvmsg (<see cref="ReadFrom"/>: the one
+/// copy of the host → guest path; headers are written after the read, once the lengths are known).
+///
+/// A ref struct on purpose: it holds host pointers into guest memory (through the backend's scratch), and the
+/// compiler keeps it from outliving the synchronous call it is lent to. Guest memory can only change (SET_MEM_TABLE,
+/// ADD/REM_MEM_REG) between the VM loop's turns, never during one. <see cref="Complete"/> publishes the used
+/// buffers and notifies the guest once for the whole turn.
+/// </summary>
+public unsafe ref struct RxTurn
+{
+    private readonly SplitQueue _queue;
+    private readonly GuestMemory _memory;
+    private readonly RxScratch _scratch;
+    private readonly EventFd? _call;
+    private readonly DeviceLog _log;
+    private int _used;
+    private bool _dry;
+
+    internal RxTurn(SplitQueue queue, GuestMemory memory, RxScratch scratch, EventFd? call, DeviceLog log)
+    {
+        _queue = queue;
+        _memory = memory;
+        _scratch = scratch;
+        _call = call;
+        _log = log;
+    }
+
+    /// <summary>RX buffers used (completed) in this turn so far.</summary>
+    public readonly int Used => _used;
+
+    /// <summary>The ring ran out of buffers in this turn (kicks are re-armed, so the guest's next buffer brings a kick).</summary>
+    public readonly bool RanDry => _dry;
+
+    /// <summary>Writes a header-only packet into the next RX buffer. False (nothing written) if the guest has none.</summary>
+    public bool TryWriteControl(in VsockHeader header)
+    {
+        if (!TryTakeChain(0, 0, 0, out _))
+            return false;
+        var h = header;
+        h.Len = 0;
+        WriteHeader(0, h);
+        Complete(0, 0);
+        return true;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="header"/> and as much of <paramref name="payload"/> as one RX buffer holds into the next
+    /// buffer (<c>len</c> set to what fits; <paramref name="lastFlags"/> added when all of it fits). False if the guest
+    /// has no buffer.
+    /// </summary>
+    public bool TryWriteData(in VsockHeader header, ReadOnlySpan<byte> payload, out int written, uint lastFlags = 0)
+    {
+        written = 0;
+        if (!TryTakeChain(0, 0, (uint)payload.Length, out var capacity))
+            return false;
+        written = (int)Math.Min(capacity, (uint)payload.Length);
+        var h = header;
+        h.Len = (uint)written;
+        if (written == payload.Length)
+            h.Flags |= lastFlags;
+        WriteHeader(0, h);
+        var iov = stackalloc IoVec[RxScratch.MaxSegmentsPerChain];
+        var count = PayloadSegments(0, (uint)written, iov, RxScratch.MaxSegmentsPerChain);
+        var source = payload[..written];
+        for (var i = 0; i < count; i++)
+        {
+            var n = (int)iov[i].Length;
+            source[..n].CopyTo(new Span<byte>(iov[i].Base, n));
+            source = source[n..];
+        }
+        Complete(0, (uint)written);
+        return true;
+    }
+
+    /// <summary>
+    /// Reads at most <paramref name="maxBytes"/> from <paramref name="socket"/> straight into as many RX buffers as
+    /// needed, with one recvmsg: each buffer becomes one packet stamped from <paramref name="template"/> with its own
+    /// <c>len</c> (and, with <paramref name="lastFlags"/>, extra flags on the last one). Buffers the read did not
+    /// reach go back to the ring. <paramref name="offered"/> is the room the read was given, so a read of fewer
+    /// bytes means the socket is drained.
+    /// </summary>
+    /// <param name="errno">The negated errno for <see cref="RxReadResult.Error"/>.</param>
+    public RxReadResult ReadFrom(SafeHandle socket, in VsockHeader template, uint maxBytes, out int bytes, out int offered,
+        out int errno, uint lastFlags = 0, int recvFlags = 0)
+    {
+        bytes = 0;
+        offered = 0;
+        errno = 0;
+        if (maxBytes == 0)
+            return RxReadResult.WouldBlock;
+        // Take buffers until their room covers maxBytes (or the ring, or our scratch, runs out).
+        var chains = 0;
+        var segments = 0;
+        uint room = 0;
+        while (room < maxBytes && chains < RxScratch.MaxChains && segments < RxScratch.MaxSegments)
+        {
+            if (!TryTakeChain(chains, segments, maxBytes - room, out var capacity))
+                break;
+            room += capacity;
+            segments += _scratch.SegmentCounts[chains];
+            chains++;
+        }
+        if (chains == 0)
+            return RxReadResult.NoBuffers;
+
+        var iov = stackalloc IoVec[RxScratch.MaxSegments];
+        var iovCount = 0;
+        for (var c = 0; c < chains; c++)
+            iovCount += PayloadSegments(c, _scratch.Capacities[c], iov + iovCount, RxScratch.MaxSegments - iovCount);
+        offered = (int)room;
+
+        var n = StreamIo.ReceiveVector(socket, iov, iovCount, recvFlags);
+        if (n <= 0)
+        {
+            GiveBack(0, chains);
+            if (n == 0)
+                return RxReadResult.EndOfStream;
+            if (n == StreamIo.WouldBlock)
+                return RxReadResult.WouldBlock;
+            errno = n;
+            return RxReadResult.Error;
+        }
+        bytes = n;
+        // The bytes filled the buffers in order: the first ones are full, one is partial, the rest are empty.
+        var remaining = (uint)n;
+        var filled = 0;
+        while (filled < chains && remaining > 0)
+        {
+            var take = Math.Min(remaining, _scratch.Capacities[filled]);
+            _scratch.Capacities[filled] = take;
+            remaining -= take;
+            filled++;
+        }
+        GiveBack(filled, chains);
+        for (var c = 0; c < filled; c++)
+        {
+            var h = template;
+            h.Len = _scratch.Capacities[c];
+            if (c == filled - 1)
+                h.Flags |= lastFlags;
+            WriteHeader(c, h);
+            Complete(c, h.Len);
+        }
+        return RxReadResult.Data;
+    }
+
+    /// <summary>Publishes the buffers used in this turn and notifies the guest if it asked to be (once per turn).</summary>
+    public void Complete()
+    {
+        if (_used == 0)
+            return;
+        _queue.PublishUsed();
+        if (_queue.NeedsNotification())
+            _call?.Signal();
+        _used = 0;
+    }
+
+    /// <summary>
+    /// Pops the next usable RX chain into scratch slot <paramref name="slot"/> (its segments from
+    /// <paramref name="segmentStart"/> on) and returns its payload room, at most <paramref name="want"/> (and at
+    /// least 1 when <paramref name="want"/> is not 0). Unusable chains on the way are handed back empty.
+    /// </summary>
+    private bool TryTakeChain(int slot, int segmentStart, uint want, out uint capacity)
+    {
+        capacity = 0;
+        while (true)
+        {
+            var status = _queue.TryPop(out var chain, out var chainError);
+            if (status == PopStatus.Empty)
+            {
+                if (_queue.IsBroken)
+                {
+                    _dry = true;
+                    return false;
+                }
+                // Re-arm kicks and look again: buffers may have been posted meanwhile.
+                if (_queue.EnableNotification())
+                    continue;
+                _dry = true;
+                return false;
+            }
+            if (status == PopStatus.Malformed)
+            {
+                _used++; // the queue completed it with length 0
+                if (_log.Allow(LogTopic.BadChain))
+                    _log.Warning($"RX descriptor chain dropped: {chainError}");
+                continue;
+            }
+            var error = VsockPacket.TryFromRxChain(_memory, chain, out var packet);
+            if (error == VsockPacketError.None && want != 0 && packet.DataCapacity == 0)
+                error = VsockPacketError.DescriptorLengthTooSmall; // a header-only buffer cannot carry payload
+            if (error != VsockPacketError.None)
+            {
+                _queue.AddUsed(chain.HeadIndex, 0);
+                _used++;
+                if (_log.Allow(LogTopic.BadChain))
+                    _log.Warning($"RX buffer {chain.HeadIndex} unusable: {VsockPacketErrors.Describe(error)}");
+                continue;
+            }
+            // Record the chain as host segments: the header area, then up to the room we need.
+            var limit = VsockConstants.HeaderSize + (ulong)Math.Min(packet.DataCapacity, want);
+            var count = 0;
+            ulong covered = 0;
+            foreach (var b in chain.Buffers)
+            {
+                if (covered == limit)
+                    break;
+                if (b.Length == 0)
+                    continue;
+                if (segmentStart + count == RxScratch.MaxSegments || count == RxScratch.MaxSegmentsPerChain)
+                    break; // scratch full: use the room recorded so far
+                var n = Math.Min(b.Length, limit - covered);
+                _scratch.Segments[segmentStart + count] = new IoVec { Base = _memory.GetHostPointer(b.Address, n), Length = (nuint)n };
+                covered += n;
+                count++;
+            }
+            if (covered < VsockConstants.HeaderSize || (want != 0 && covered == VsockConstants.HeaderSize))
+            {
+                // Not even the header (or no payload room) fits in what scratch has left: leave it for the next read.
+                _queue.Rewind(1);
+                return false;
+            }
+            _scratch.Heads[slot] = chain.HeadIndex;
+            _scratch.SegmentStarts[slot] = segmentStart;
+            _scratch.SegmentCounts[slot] = count;
+            capacity = (uint)(covered - VsockConstants.HeaderSize);
+            _scratch.Capacities[slot] = capacity;
+            return true;
+        }
+    }
+
+    /// <summary>Iovecs for the first <paramref name="bytes"/> of slot <paramref name="slot"/>'s payload area.</summary>
+    private readonly int PayloadSegments(int slot, uint bytes, IoVec* into, int max)
+    {
+        var start = _scratch.SegmentStarts[slot];
+        var end = start + _scratch.SegmentCounts[slot];
+        uint skip = VsockConstants.HeaderSize;
+        var count = 0;
+        for (var i = start; i < end && bytes > 0 && count < max; i++)
+        {
+            var segment = _scratch.Segments[i];
+            var length = (uint)segment.Length;
+            if (skip >= length)
+            {
+                skip -= length;
+                continue;
+            }
+            var n = Math.Min(length - skip, bytes);
+            into[count++] = new IoVec { Base = (byte*)segment.Base + skip, Length = n };
+            bytes -= n;
+            skip = 0;
+        }
+        return count;
+    }
+
+    private readonly void WriteHeader(int slot, in VsockHeader header)
+    {
+        Span<byte> raw = stackalloc byte[VsockConstants.HeaderSize];
+        header.Write(raw);
+        var start = _scratch.SegmentStarts[slot];
+        for (var i = start; !raw.IsEmpty; i++)
+        {
+            var segment = _scratch.Segments[i];
+            var n = Math.Min(raw.Length, (int)segment.Length);
+            raw[..n].CopyTo(new Span<byte>(segment.Base, n));
+            raw = raw[n..];
+        }
+    }
+
+    private void Complete(int slot, uint payloadLength)
+    {
+        _queue.AddUsed(_scratch.Heads[slot], VsockConstants.HeaderSize + payloadLength);
+        _used++;
+    }
+
+    /// <summary>
+    /// Slots [<paramref name="from"/>, <paramref name="to"/>) got no data: back to the ring, or, where a completion
+    /// came between (an unusable chain on the way), handed back empty.
+    /// </summary>
+    private void GiveBack(int from, int to)
+    {
+        var unused = to - from;
+        if (unused == 0)
+            return;
+        var rewind = Math.Min(unused, _queue.Rewindable);
+        _queue.Rewind(rewind);
+        for (var c = from; c < to - rewind; c++)
+        {
+            _queue.AddUsed(_scratch.Heads[c], 0);
+            _used++;
+        }
+    }
+}
+
+/// <summary>The backend's scratch for one RX turn: the chains taken for one read and their host segments.</summary>
+internal sealed class RxScratch
+{
+    /// <summary>RX buffers one read may fill: 64 Linux buffers of 3.7-4 KiB cover the largest credit a guest gives at once.</summary>
+    public const int MaxChains = 64;
+    /// <summary>Host segments (headers included) for one read.</summary>
+    public const int MaxSegments = 256;
+    /// <summary>Segments recorded per chain; room beyond them is simply not used.</summary>
+    public const int MaxSegmentsPerChain = 64;
+
+    public readonly ushort[] Heads = new ushort[MaxChains];
+    public readonly int[] SegmentStarts = new int[MaxChains];
+    public readonly int[] SegmentCounts = new int[MaxChains];
+    public readonly uint[] Capacities = new uint[MaxChains];
+    public readonly IoVec[] Segments = new IoVec[MaxSegments];
+}

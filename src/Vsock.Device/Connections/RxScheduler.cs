@@ -1,0 +1,139 @@
+using Vsock.Device.Backend;
+using Vsock.Device.Diagnostics;
+using Vsock.Device.Packets;
+
+namespace Vsock.Device.Connections;
+
+/// <summary>
+/// The device's queue of streams that have something for the guest (the reference's backend_rxq, without
+/// duplicates), and the packets the device answers itself (an RST for a packet on no stream). When the guest has
+/// RX buffers the device lends them with <see cref="Fill"/>: its own replies first, then the streams round-robin,
+/// each filling at most <see cref="Quantum"/> payload bytes per round, so a flood on one stream cannot starve
+/// another. A stream that runs the ring dry keeps its place at the front.
+///
+/// Akka-free and single-threaded: the VM's device owns it on the VM's event-loop thread.
+/// </summary>
+public sealed class RxScheduler : IStreamHost
+{
+    /// <summary>Payload bytes a stream may fill per round: one 64 KiB socket read, the largest packet Linux sends.</summary>
+    public const uint Quantum = 64 * 1024;
+
+    /// <summary>RX buffers one turn may use before the device lets other work in (it asks for another turn).</summary>
+    public const int TurnBudget = 256;
+
+    /// <summary>Device replies kept while the guest posts no RX buffer; beyond this a hostile guest's packets go unanswered.</summary>
+    public const int MaxReplies = 1024;
+
+    private readonly Queue<VsockStream> _ready = new();
+    private readonly Queue<VsockHeader> _replies = new();
+    private readonly Action _requestTurn;
+    private readonly Action<VsockStream> _finished;
+    private bool _turnRequested;
+
+    /// <param name="requestTurn">Asks the device for an RX turn soon (sends itself a message); coalesced here.</param>
+    /// <param name="finished">A stream is over: the device drops it and stops its owner.</param>
+    public RxScheduler(ulong guestCid, DeviceLog log, Action requestTurn, Action<VsockStream> finished)
+    {
+        GuestCid = guestCid;
+        Log = log;
+        _requestTurn = requestTurn;
+        _finished = finished;
+    }
+
+    public ulong GuestCid { get; }
+
+    public DeviceLog Log { get; }
+
+    /// <summary>Streams waiting for a turn.</summary>
+    public int ReadyCount => _ready.Count;
+
+    public bool HasWork => _ready.Count > 0 || _replies.Count > 0;
+
+    public void ScheduleRx(VsockStream stream)
+    {
+        if (stream.Has(StreamStatus.RxQueued | StreamStatus.Finished))
+            return;
+        stream.MarkRxQueued(true);
+        _ready.Enqueue(stream);
+        RequestTurn();
+    }
+
+    public void StreamFinished(VsockStream stream) => _finished(stream);
+
+    /// <summary>A packet the device answers itself (no stream behind it).</summary>
+    public void Reply(in VsockHeader header)
+    {
+        if (_replies.Count >= MaxReplies)
+        {
+            Log.Warning(LogTopic.Limit, $"{MaxReplies} replies wait for RX buffers; dropping {header}");
+            return;
+        }
+        _replies.Enqueue(header);
+        RequestTurn();
+    }
+
+    /// <summary>One RX turn: replies, then the ready streams round-robin, until the ring or the turn's budget runs out.</summary>
+    public void Fill(ref RxTurn turn)
+    {
+        _turnRequested = false;
+        while (_replies.TryPeek(out var reply))
+        {
+            if (!turn.TryWriteControl(reply))
+                return;
+            _replies.Dequeue();
+        }
+        // Bounded even if a stream keeps saying it has work and then sends nothing (it must not, but a loop
+        // here would freeze the VM): a few rounds over the queue per turn, then a fresh turn.
+        var visits = 0;
+        var maxVisits = 4 * _ready.Count + 16;
+        while (_ready.TryPeek(out var stream))
+        {
+            if (turn.Used >= TurnBudget || ++visits > maxVisits)
+            {
+                RequestTurn(); // more next turn; other messages (kicks, the VMM) go first
+                return;
+            }
+            if (stream.Has(StreamStatus.Finished))
+            {
+                _ready.Dequeue();
+                stream.MarkRxQueued(false);
+                continue;
+            }
+            switch (stream.FillRx(ref turn, Quantum))
+            {
+                case RxFill.OutOfBuffers:
+                    return; // first again when the guest posts buffers
+                case RxFill.More:
+                    _ready.Dequeue();
+                    _ready.Enqueue(stream);
+                    break;
+                default:
+                    _ready.Dequeue();
+                    stream.MarkRxQueued(false);
+                    if (stream.HasRxWork)
+                        ScheduleRx(stream); // something new came up during its turn
+                    break;
+            }
+        }
+    }
+
+    /// <summary>The device could not run the turn it asked for (the rings are not running): the next request sends one.</summary>
+    public void TurnSkipped() => _turnRequested = false;
+
+    /// <summary>The guest's driver went away: nothing queued is owed any more.</summary>
+    public void Clear()
+    {
+        while (_ready.TryDequeue(out var stream))
+            stream.MarkRxQueued(false);
+        _replies.Clear();
+        _turnRequested = false;
+    }
+
+    private void RequestTurn()
+    {
+        if (_turnRequested)
+            return;
+        _turnRequested = true;
+        _requestTurn();
+    }
+}
