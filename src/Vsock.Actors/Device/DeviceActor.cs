@@ -55,6 +55,7 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
     private readonly ReadinessSignal _vmmListenerSignal;
     private readonly ReadinessSignal _vmmSignal;
     private readonly List<IActorRef> _listeners = [];
+    private readonly RingPoller _poller;
     private EventLoop _loop = null!;
     private ConnectionSettings _connections = null!;
     private GuestPacketRouter _router = null!;
@@ -75,6 +76,7 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
         _kickSignals[VsockBackend.TxQueueIndex] = new ReadinessSignal(self, VsockBackend.TxQueueIndex);
         _vmmListenerSignal = new ReadinessSignal(self);
         _vmmSignal = new ReadinessSignal(self);
+        _poller = new RingPoller(self, _scheduler);
     }
 
     public static Props Props(VmSettings settings, IActorRef groupRouter, string dispatcher) =>
@@ -92,6 +94,7 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
         _connections = new ConnectionSettings(_settings.GuestCid, _settings.TxBufferSize, _settings.UdsPath, _settings.ForwardCid, _loop);
         _siblings = new SiblingLinks(Self, _groupRouter, _table, _scheduler, _deviceLog);
         _router = new GuestPacketRouter(_settings.GuestCid, _table, _scheduler, _deviceLog, OpenHostStream, OpenSiblingStream);
+        _loop.AddIdleHook(_poller);
 
         _vmmListener = UnixSocket.Listen(_settings.Socket);
         _vmmListenerRegistration = _loop.Add(_vmmListener.Fd, EpollEvents.In | EpollEvents.OneShot, _vmmListenerSignal);
@@ -194,7 +197,9 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
     /// <summary>One TX turn: every guest packet to its stream (payloads gathered per stream), then the RX work it caused.</summary>
     private void RunTx()
     {
-        if (_vmm?.Backend is not { IsRunning: true } backend || !backend.TryBeginTx(TxBudget, out var turn))
+        _poller.TxTurnStarted();
+        // Notifications stay off when the ring runs dry: the loop polls it and re-arms before it sleeps (RingPoller).
+        if (_vmm?.Backend is not { IsRunning: true } backend || !backend.TryBeginTx(TxBudget, out var turn, armWhenEmpty: false))
             return;
         try
         {
@@ -409,6 +414,7 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
         }
         var backend = new VsockBackend(_settings.GuestCid, _settings.QueueSize, this, _deviceLog);
         _vmm = new VmmLink(vmm, backend, m => _log.Debug("vhost-user: {0}", m));
+        _poller.Backend = backend;
         _vmm.Registration = _loop.Add(_vmm.Fd, EpollEvents.In | EpollEvents.OneShot, _vmmSignal);
         _log.Info("VMM connected on {0}", _settings.Socket);
     }
@@ -466,6 +472,7 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
         _log.Info("VMM on {0} gone ({1}); dropping the guest's streams and waiting for a new VMM", _settings.Socket, reason);
         _loop.Remove(vmm.Registration);
         _vmm = null;
+        _poller.Backend = null;
         vmm.Dispose(); // resets the backend: kicks unwatched, streams dropped (DeviceReset)
         DropStreams(reason);
         _driverRunning = false;
@@ -475,7 +482,10 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
     {
         EndVmmSession("device stopping");
         if (_loop is not null)
+        {
+            _loop.RemoveIdleHook(_poller);
             _loop.Remove(_vmmListenerRegistration);
+        }
         _vmmListener?.Dispose();
         // We created this socket file; nobody else should find it once we are gone.
         try

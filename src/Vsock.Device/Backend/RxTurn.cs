@@ -193,7 +193,7 @@ public unsafe ref struct RxTurn
         capacity = 0;
         while (true)
         {
-            var status = _queue.TryPop(out var chain, out var chainError);
+            var status = _queue.TryPop(out var chain, out var chainError, completeMalformed: false);
             if (status == PopStatus.Empty)
             {
                 if (_queue.IsBroken)
@@ -207,22 +207,34 @@ public unsafe ref struct RxTurn
                 _dry = true;
                 return false;
             }
-            if (status == PopStatus.Malformed)
+            var error = VsockPacketError.None;
+            var packet = default(VsockPacket);
+            if (status == PopStatus.Chain)
             {
-                _used++; // the queue completed it with length 0
-                if (_log.Allow(LogTopic.BadChain))
-                    _log.Warning($"RX descriptor chain dropped: {chainError}");
-                continue;
+                error = VsockPacket.TryFromRxChain(_memory, chain, out packet);
+                if (error == VsockPacketError.None && want != 0 && packet.DataCapacity == 0)
+                    error = VsockPacketError.DescriptorLengthTooSmall; // a header-only buffer cannot carry payload
             }
-            var error = VsockPacket.TryFromRxChain(_memory, chain, out var packet);
-            if (error == VsockPacketError.None && want != 0 && packet.DataCapacity == 0)
-                error = VsockPacketError.DescriptorLengthTooSmall; // a header-only buffer cannot carry payload
-            if (error != VsockPacketError.None)
+            if (status == PopStatus.Malformed || error != VsockPacketError.None)
             {
-                _queue.AddUsed(chain.HeadIndex, 0);
-                _used++;
+                if (slot > 0)
+                {
+                    // Good buffers are taken already: stop before this one, which the next turn hands back. Handing
+                    // it back now would complete it ahead of them and so leave them unable to go back to the ring.
+                    _queue.Rewind(1);
+                    return false;
+                }
+                if (chain.HeadIndex < _queue.Size)
+                {
+                    _queue.AddUsed(chain.HeadIndex, 0);
+                    _used++;
+                }
                 if (_log.Allow(LogTopic.BadChain))
-                    _log.Warning($"RX buffer {chain.HeadIndex} unusable: {VsockPacketErrors.Describe(error)}");
+                {
+                    _log.Warning(status == PopStatus.Malformed
+                        ? $"RX descriptor chain dropped: {chainError}"
+                        : $"RX buffer {chain.HeadIndex} unusable: {VsockPacketErrors.Describe(error)}");
+                }
                 continue;
             }
             // Record the chain as host segments: the header area, then up to the room we need.

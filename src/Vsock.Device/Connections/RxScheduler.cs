@@ -49,6 +49,9 @@ public sealed class RxScheduler : IStreamHost
 
     public bool HasWork => _ready.Count > 0 || _replies.Count > 0;
 
+    /// <summary>The last turn stopped because the guest had no RX buffer left, with work still queued.</summary>
+    public bool WaitingForBuffers { get; private set; }
+
     public void ScheduleRx(VsockStream stream)
     {
         if (stream.Has(StreamStatus.RxQueued | StreamStatus.Finished))
@@ -76,10 +79,14 @@ public sealed class RxScheduler : IStreamHost
     public void Fill(ref RxTurn turn)
     {
         _turnRequested = false;
+        WaitingForBuffers = false;
         while (_replies.TryPeek(out var reply))
         {
             if (!turn.TryWriteControl(reply))
+            {
+                WaitingForBuffers = true;
                 return;
+            }
             _replies.Dequeue();
         }
         // Bounded even if a stream keeps saying it has work and then sends nothing (it must not, but a loop
@@ -102,6 +109,7 @@ public sealed class RxScheduler : IStreamHost
             switch (stream.FillRx(ref turn, Quantum))
             {
                 case RxFill.OutOfBuffers:
+                    WaitingForBuffers = true;
                     return; // first again when the guest posts buffers
                 case RxFill.More:
                     _ready.Dequeue();
@@ -127,9 +135,11 @@ public sealed class RxScheduler : IStreamHost
             stream.MarkRxQueued(false);
         _replies.Clear();
         _turnRequested = false;
+        WaitingForBuffers = false;
     }
 
-    private void RequestTurn()
+    /// <summary>Asks the device for an RX turn unless one is asked for already.</summary>
+    public void RequestTurn()
     {
         if (_turnRequested)
             return;

@@ -15,9 +15,10 @@ namespace Vsock.Device.Threading;
 /// that is already running. With a separate waiter thread and the runtime's socket threads a packet
 /// crossed three or four threads, ~10 µs each on this class of machine (docs/BENCHMARKS.md).
 ///
-/// When there is nothing to do the loop first polls (epoll_wait with timeout 0) for up to the spin
-/// time, then blocks in epoll_wait. Work queued from another thread wakes it through an eventfd, which is
-/// only written when the loop is (about to be) blocked.
+/// When there is nothing to do the loop first polls (epoll_wait with timeout 0, and its idle hooks: the VM's
+/// rings) for up to the spin time, then lets the hooks re-arm their notifications and blocks in epoll_wait.
+/// Work queued from another thread wakes it through an eventfd, which is only written when the loop is
+/// (about to be) blocked.
 ///
 /// Registrations and <see cref="Execute"/> may come from any thread. A work item or handler that throws
 /// is reported to <see cref="Failed"/> and the loop carries on: one bad item must not stop a VM.
@@ -38,6 +39,7 @@ public sealed class EventLoop : IDisposable
     private readonly long _spinTicks;
     private readonly object _slotLock = new();
     private Slot[] _slots = new Slot[64];
+    private ILoopIdleHook[] _idleHooks = [];
     private readonly Stack<int> _freeSlots = new();
     private int _slotCount = 1; // slot 0 is never used, so a token is never 0
     private int _sleeping;
@@ -123,6 +125,21 @@ public sealed class EventLoop : IDisposable
         return new LoopRegistration(fd, token);
     }
 
+    /// <summary>Adds a hook the idle loop polls before it sleeps (see <see cref="ILoopIdleHook"/>). Any thread.</summary>
+    public void AddIdleHook(ILoopIdleHook hook)
+    {
+        ArgumentNullException.ThrowIfNull(hook);
+        lock (_slotLock)
+            Volatile.Write(ref _idleHooks, [.. _idleHooks, hook]);
+    }
+
+    /// <summary>Removes a hook; on the loop thread it is not called after this returns.</summary>
+    public void RemoveIdleHook(ILoopIdleHook hook)
+    {
+        lock (_slotLock)
+            Volatile.Write(ref _idleHooks, _idleHooks.Where(h => !ReferenceEquals(h, hook)).ToArray());
+    }
+
     /// <summary>Changes the events of a registration (and re-arms a one-shot one).</summary>
     public void Modify(LoopRegistration registration, uint events) => _epoll.Modify(registration.Fd, events, registration.Token);
 
@@ -162,7 +179,7 @@ public sealed class EventLoop : IDisposable
             try
             {
                 var ran = RunWork();
-                var count = ran == WorkBudget || !_work.IsEmpty ? _epoll.Wait(events, 0) : WaitIdle(events);
+                var count = ran == WorkBudget || !_work.IsEmpty ? PollBusy(events) : WaitIdle(events);
                 for (var i = 0; i < count; i++)
                     Dispatch(events[i]);
             }
@@ -195,6 +212,14 @@ public sealed class EventLoop : IDisposable
         return ran;
     }
 
+    /// <summary>Between batches of work: the fds without waiting, and the hooks (their notifications stay off while busy).</summary>
+    private int PollBusy(Span<EpollEvent> events)
+    {
+        var count = _epoll.Wait(events, 0);
+        PollHooks();
+        return count;
+    }
+
     private int WaitIdle(Span<EpollEvent> events)
     {
         if (_spinTicks > 0)
@@ -205,10 +230,14 @@ public sealed class EventLoop : IDisposable
                 var polled = _epoll.Wait(events, 0);
                 if (polled > 0)
                     return polled;
+                PollHooks();
                 if (!_work.IsEmpty || _stopping)
                     return 0;
             } while (Stopwatch.GetTimestamp() - start < _spinTicks);
         }
+        // The hooks re-arm their notifications now, so nothing that arrives from here on goes unnoticed.
+        if (!PrepareHooksToSleep() || !_work.IsEmpty)
+            return 0;
         Interlocked.Exchange(ref _sleeping, 1); // a full fence: pairs with Execute's
         if (!_work.IsEmpty || _stopping)
         {
@@ -218,6 +247,38 @@ public sealed class EventLoop : IDisposable
         var count = _epoll.Wait(events, -1);
         Volatile.Write(ref _sleeping, 0);
         return count;
+    }
+
+    private void PollHooks()
+    {
+        foreach (var hook in Volatile.Read(ref _idleHooks))
+        {
+            try
+            {
+                hook.Poll();
+            }
+            catch (Exception e)
+            {
+                Report(e);
+            }
+        }
+    }
+
+    private bool PrepareHooksToSleep()
+    {
+        var sleep = true;
+        foreach (var hook in Volatile.Read(ref _idleHooks))
+        {
+            try
+            {
+                sleep &= hook.PrepareToSleep();
+            }
+            catch (Exception e)
+            {
+                Report(e);
+            }
+        }
+        return sleep;
     }
 
     private void Dispatch(in EpollEvent e)

@@ -17,3 +17,20 @@ public readonly record struct LoopRegistration(int Fd, ulong Token)
 {
     public bool IsValid => Token != 0;
 }
+
+/// <summary>
+/// Work an idle <see cref="EventLoop"/> polls for before it sleeps (the VM's rings: with their notifications left
+/// suppressed while the loop is busy or spinning, the guest's new chains are found by polling, not by a kick).
+/// Called on the loop's thread, between the work it runs; must be cheap and never block.
+/// </summary>
+public interface ILoopIdleHook
+{
+    /// <summary>Called while the idle loop spins. True if it found work (it queued it on the loop, e.g. told its actor).</summary>
+    bool Poll();
+
+    /// <summary>
+    /// Called once right before the loop blocks in epoll_wait: re-arm notifications here. False to keep the loop
+    /// awake because work turned up meanwhile (queued, as for <see cref="Poll"/>).
+    /// </summary>
+    bool PrepareToSleep();
+}

@@ -93,11 +93,15 @@ public sealed unsafe class SplitQueue
 
     /// <summary>
     /// Pops the next chain. avail.idx is only re-read (acquire) when the chains known from the last read are used
-    /// up, so a batch costs one shared-index load. <see cref="PopStatus.Malformed"/>: the chain was consumed and,
-    /// when its head index is valid, already completed with used length 0; <paramref name="error"/> says why and
-    /// <paramref name="chain"/> carries only the head index. The caller logs and continues.
+    /// up, so a batch costs one shared-index load. <see cref="PopStatus.Malformed"/>: the chain cannot be used;
+    /// <paramref name="error"/> says why and <paramref name="chain"/> carries only the head index. By default it is
+    /// consumed and, when its head index is valid, already completed with used length 0 (the caller logs and
+    /// continues). With <paramref name="completeMalformed"/> false it is left to the caller like a good chain: it may
+    /// be rewound (an RX read that took good buffers before it stops there and leaves it for later), or completed
+    /// with <see cref="AddUsed"/> (when <see cref="DescriptorChain.HeadIndex"/> is below <see cref="Size"/>; a bad head
+    /// has no used element and is just skipped).
     /// </summary>
-    public PopStatus TryPop(out DescriptorChain chain, out ChainError error)
+    public PopStatus TryPop(out DescriptorChain chain, out ChainError error, bool completeMalformed = true)
     {
         chain = default;
         error = ChainError.None;
@@ -111,19 +115,24 @@ public sealed unsafe class SplitQueue
 
         if (head >= Size)
         {
-            // No descriptor to give back: the used ring only takes valid heads. Consumed for good, so
-            // nothing popped before it can be rewound past it.
-            _rewindable = 0;
+            // No descriptor to give back: the used ring only takes valid heads.
             error = ChainError.HeadIndexOutOfRange;
             chain = new DescriptorChain(head, default, 0, 0);
+            if (completeMalformed)
+                _rewindable = 0; // consumed for good: nothing popped before it can be rewound past it
+            else
+                _rewindable++;
             return PopStatus.Malformed;
         }
 
         error = Walk(head, out var count, out var readable, out var writable);
         if (error != ChainError.None)
         {
-            AddUsed(head, 0);
             chain = new DescriptorChain(head, default, 0, 0);
+            if (completeMalformed)
+                AddUsed(head, 0);
+            else
+                _rewindable++;
             return PopStatus.Malformed;
         }
 
