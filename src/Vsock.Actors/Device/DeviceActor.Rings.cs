@@ -24,6 +24,7 @@ public sealed partial class DeviceActor
             Self.Tell(DrainTx.Instance);
         if (backend.OutboundCount > 0)
             ScheduleRx();
+        EndVmmSessionIfGuestMemoryLost();
     }
 
     private void RunRx()
@@ -32,6 +33,7 @@ public sealed partial class DeviceActor
             return;
         if (backend.DrainRx(DrainBudget) == VsockBackend.RxResult.BudgetExhausted)
             ScheduleRx();
+        EndVmmSessionIfGuestMemoryLost();
     }
 
     /// <summary>

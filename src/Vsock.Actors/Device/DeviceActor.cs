@@ -95,9 +95,9 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
         public static readonly VmmAcceptable Instance = new();
     }
 
-    internal sealed class VmmReadable : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    internal sealed class VmmReady : INoSerializationVerificationNeeded, IDeadLetterSuppression
     {
-        public static readonly VmmReadable Instance = new();
+        public static readonly VmmReady Instance = new();
     }
 
     internal sealed class UdsAcceptable : INoSerializationVerificationNeeded, IDeadLetterSuppression
@@ -124,7 +124,7 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
         _kickSignals[VsockBackend.RxQueueIndex] = new ReadinessSignal(Self, Kick.Rx);
         _kickSignals[VsockBackend.TxQueueIndex] = new ReadinessSignal(Self, Kick.Tx);
         _vmmListenerSignal = new ReadinessSignal(Self, VmmAcceptable.Instance);
-        _vmmSignal = new ReadinessSignal(Self, VmmReadable.Instance);
+        _vmmSignal = new ReadinessSignal(Self, VmmReady.Instance);
         _udsListenerSignal = new ReadinessSignal(Self, UdsAcceptable.Instance);
 
         _vmmListener = UnixSocket.Listen(_settings.Socket);
@@ -167,9 +167,11 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             case OpenToGuest open:
                 OnOpenToGuest(open);
                 break;
-            case VmmReadable:
-                _vmmSignal.Handled();
-                OnVmmReadable();
+            case VmmReady:
+                OnVmmReady(_vmmSignal.Take());
+                break;
+            case CheckVmmStall:
+                OnCheckVmmStall();
                 break;
             case VmmAcceptable:
                 _vmmListenerSignal.Handled();

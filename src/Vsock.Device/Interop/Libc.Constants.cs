@@ -48,7 +48,6 @@ internal static partial class Libc
     internal const int SOCK_CLOEXEC = 0x80000;
     internal const int SOL_SOCKET = 1;
     internal const int SO_ERROR = 4;
-    internal const int SO_RCVTIMEO = 20;
     internal const int SCM_RIGHTS = 1;
     internal const int SHUT_RDWR = 2;
 
