@@ -143,7 +143,7 @@ public sealed partial class DeviceActor
     {
         if (_vmm?.PoisonedRegion is not { } region)
             return false;
-        _log.Error("the VMM on {0} truncated guest memory under the device (region {1}: an access past the end of its file was caught); disconnecting it",
+        _log.Error("the VMM on {0} truncated guest memory under the device: an access past the end of the file behind region [{1}] was caught; disconnecting it",
             _settings.Socket, region);
         EndVmmSession("the VMM truncated guest memory");
         return true;
