@@ -5,7 +5,7 @@ namespace Vsock.Testing.Tests;
 
 public sealed class DriverQueueTests : IDisposable
 {
-    private readonly GuestRam _ram = new(1 << 20, 0x7f00_0000_0000);
+    private readonly GuestRam _ram = new(1 << 20, 0x7f00_0000_0000, GuestMemoryBacking.SealedMemFd);
 
     public void Dispose() => _ram.Dispose();
 

@@ -354,6 +354,8 @@ public sealed partial class SyntheticGuest
     private void ThrowIfDisposed()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_memoryPulled)
+            throw new InvalidOperationException("the guest RAM was truncated (TryShrinkMemory): only raw vhost-user calls, KickTx and disposal are left");
         if (_driverFault is { } fault)
             throw new InvalidOperationException("the synthetic guest's driver thread failed", fault);
     }

@@ -191,12 +191,12 @@ public sealed partial class SyntheticGuest
         }
     }
 
-    /// <summary>Signals the TX kick eventfd regardless of notification suppression (a spurious kick).</summary>
+    /// <summary>Signals the TX kick eventfd regardless of notification suppression (a spurious kick). Touches no guest RAM.</summary>
     public void KickTx()
     {
         lock (_sync)
         {
-            ThrowIfDisposed();
+            ObjectDisposedException.ThrowIf(_disposed, this);
             _txKicks++;
             _txKick.Signal();
         }

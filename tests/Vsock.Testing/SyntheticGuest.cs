@@ -41,11 +41,12 @@ public sealed partial class SyntheticGuest : IAsyncDisposable
     private Thread? _driver;
     private volatile bool _stopping;
     private bool _disposed;
+    private bool _memoryPulled;
 
     private SyntheticGuest(SyntheticGuestOptions options)
     {
         _options = options;
-        _ram = new GuestRam(options.MemorySize, options.UserAddress);
+        _ram = new GuestRam(options.MemorySize, options.UserAddress, options.MemoryBacking);
         var created = new List<IDisposable> { _ram };
         try
         {
@@ -267,8 +268,48 @@ public sealed partial class SyntheticGuest : IAsyncDisposable
     /// <summary>True when the back end closes the control socket within <paramref name="timeout"/>.</summary>
     public bool WaitForVhostUserHangup(TimeSpan timeout) => Client.WaitForHangup(timeout);
 
-    /// <summary>The guest RAM memfd (for tests that build their own SET_MEM_TABLE).</summary>
+    /// <summary>The guest RAM file (for tests that build their own SET_MEM_TABLE).</summary>
     public int MemoryFd => (int)_ram.Fd.DangerousGetHandle();
+
+    /// <summary>The guest RAM file's seals now (null for a file that cannot carry seals).</summary>
+    public FileSeals? MemorySeals => MemFd.GetSeals(_ram.Fd);
+
+    /// <summary>
+    /// Plays a VMM that pulls guest RAM away: ftruncate of the RAM file to <paramref name="newSize"/> bytes.
+    /// False when the file refuses (EPERM: sealed against shrinking), and the guest carries on. When it
+    /// succeeds, this process's own view of the RAM past <paramref name="newSize"/> is gone as well: the
+    /// driver thread is stopped before the truncation (it would fault on the rings) and from then on only
+    /// the raw vhost-user calls, <see cref="KickTx"/> and disposal may be used.
+    /// </summary>
+    public bool TryShrinkMemory(long newSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(newSize);
+        StopDriver();
+        lock (_sync) // API callers touch the RAM under this lock: they finish first, and see _memoryPulled after
+        {
+            ThrowIfDisposed();
+            try
+            {
+                MemFd.Truncate(_ram.Fd, newSize);
+                _memoryPulled = true;
+                return true;
+            }
+            catch (LinuxException e) when (e.Errno == Errno.EPERM)
+            {
+            }
+        }
+        StartDriver();
+        return false;
+    }
+
+    private void StopDriver()
+    {
+        _stopping = true;
+        _wake.Signal();
+        _driver?.Join();
+        _driver = null;
+        _stopping = false;
+    }
 
     /// <summary>
     /// Closes the vhost-user socket abruptly, like a SIGKILLed QEMU. Rings, RAM and the driver
@@ -280,6 +321,8 @@ public sealed partial class SyntheticGuest : IAsyncDisposable
 
     private void StartDriver()
     {
+        if (_disposed)
+            return;
         _driver = new Thread(DriverLoop) { IsBackground = true, Name = $"synthetic-guest-cid-{GuestCid}" };
         _driver.Start();
     }

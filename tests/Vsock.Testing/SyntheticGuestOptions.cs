@@ -22,6 +22,19 @@ public enum TxLayout
     SplitPayload,
 }
 
+/// <summary>What the guest RAM is a file of (the ways QEMU backs guest RAM for vhost-user).</summary>
+public enum GuestMemoryBacking
+{
+    /// <summary>A memfd sealed GROW|SHRINK|SEAL: QEMU's <c>memory-backend-memfd</c> (seal=on, its default).</summary>
+    SealedMemFd,
+    /// <summary>A memfd that allows sealing and has no seal: <c>memory-backend-memfd,seal=off</c>.</summary>
+    SealableMemFd,
+    /// <summary>A memfd created without MFD_ALLOW_SEALING: it can never be sealed.</summary>
+    UnsealableMemFd,
+    /// <summary>A file on /dev/shm (tmpfs), unlinked once open: <c>memory-backend-file,mem-path=/dev/shm,share=on</c>; cannot be sealed.</summary>
+    ShmFile,
+}
+
 /// <summary>Knobs of a <see cref="SyntheticGuest"/>. Defaults are what QEMU 7.2 and a Linux guest do.</summary>
 public sealed record SyntheticGuestOptions
 {
@@ -29,6 +42,9 @@ public sealed record SyntheticGuestOptions
 
     /// <summary>Guest RAM (one memfd region at GPA 0).</summary>
     public long MemorySize { get; init; } = 64L << 20;
+
+    /// <summary>What the guest RAM is a file of.</summary>
+    public GuestMemoryBacking MemoryBacking { get; init; } = GuestMemoryBacking.SealedMemFd;
 
     /// <summary>The VMM virtual address pretended for GPA 0.</summary>
     public ulong UserAddress { get; init; } = 0x7f00_0000_0000;

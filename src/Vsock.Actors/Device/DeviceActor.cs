@@ -38,10 +38,12 @@ namespace Vsock.Actors.Device;
 /// When the VMM disconnects every stream of the VM is dropped and the device waits for a new VMM with fresh state.
 /// The actor owns fds, so it is stopped (not restarted) on failure; its <see cref="VmSupervisor"/> starts a new one.
 /// </summary>
-public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
+public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
 {
     /// <summary>TX chains per turn: enough to amortise a notification, small enough to stay responsive.</summary>
     internal const int TxBudget = 128;
+
+    private const string VmmStallTimer = "vmm-stall";
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly VmSettings _settings;
@@ -77,6 +79,14 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
         _vmmListenerSignal = new ReadinessSignal(self);
         _vmmSignal = new ReadinessSignal(self);
         _poller = new RingPoller(self, _scheduler);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>Timer: a <see cref="VmmTimeouts"/> deadline may have passed.</summary>
+    private sealed class CheckVmmStall : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly CheckVmmStall Instance = new();
     }
 
     public static Props Props(VmSettings settings, IActorRef groupRouter, string dispatcher) =>
@@ -158,6 +168,9 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
                 _siblings.OnGuestReset(reset.Cid);
                 RunRx();
                 break;
+            case CheckVmmStall:
+                OnCheckVmmStall();
+                break;
             case Registered:
                 break;
             case RegistrationRejected rejected:
@@ -173,7 +186,7 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
 
     private void OnReadiness(ReadinessSignal signal)
     {
-        signal.Take();
+        var events = signal.Take();
         if (signal == _kickSignals[VsockBackend.TxQueueIndex])
         {
             RunTx();
@@ -184,7 +197,7 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
         }
         else if (signal == _vmmSignal)
         {
-            OnVmmReadable();
+            OnVmmReady(events);
         }
         else if (signal == _vmmListenerSignal)
         {
@@ -210,6 +223,8 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
         {
             turn.Complete();
         }
+        if (EndVmmSessionIfGuestMemoryLost())
+            return;
         if (turn.BudgetExhausted)
             Self.Tell(DrainTx.Instance);
         // Answers the guest's packets caused (RESPONSE, credit updates) go out in the same turn.
@@ -234,6 +249,7 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
         {
             turn.Complete();
         }
+        EndVmmSessionIfGuestMemoryLost();
     }
 
     void IVsockDeviceEvents.RingReady(int index, SafeFileHandle? kickFd)
@@ -393,43 +409,51 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
     {
         if (_vmmListener is null)
             return;
-        UnixSocket? vmm;
+        UnixSocket? socket;
         try
         {
-            vmm = _vmmListener.Accept(nonBlocking: false);
+            socket = _vmmListener.Accept(nonBlocking: true);
         }
         catch (LinuxException e)
         {
             _log.Warning("accept on {0} failed: {1}", _settings.Socket, e.Message);
-            vmm = null;
+            socket = null;
         }
         _loop.Modify(_vmmListenerRegistration, EpollEvents.In | EpollEvents.OneShot);
-        if (vmm is null)
+        if (socket is null)
             return;
         if (_vmm is not null)
         {
             _log.Warning("a second VMM connected to {0} while one is being served; closing it", _settings.Socket);
-            vmm.Dispose();
+            socket.Dispose();
             return;
         }
+        var fd = socket.Fd;
         var backend = new VsockBackend(_settings.GuestCid, _settings.QueueSize, this, _deviceLog);
-        _vmm = new VmmLink(vmm, backend, m => _log.Debug("vhost-user: {0}", m));
+        var session = new VhostUserSession(backend, MmapMemoryMapper.Instance, m => _log.Debug("vhost-user: {0}", m));
+        _vmm = new VmmLink(new VmmConnection(socket, session), backend);
+        _vmm.Registration = _loop.Add(fd, EpollEvents.In | EpollEvents.OneShot, _vmmSignal);
         _poller.Backend = backend;
-        _vmm.Registration = _loop.Add(_vmm.Fd, EpollEvents.In | EpollEvents.OneShot, _vmmSignal);
         _log.Info("VMM connected on {0}", _settings.Socket);
     }
 
     /// <summary>
-    /// One vhost-user request per readiness event (the registration is one-shot and re-armed after), so a chatty VMM
-    /// cannot starve the rings. A malformed request ends this VMM's session only.
+    /// The VMM socket is readable, writable or hung up: flush waiting replies, handle a bounded batch of complete
+    /// requests (<see cref="VmmConnection.MessagesPerReadable"/>; the one-shot registration is re-armed after, so more
+    /// waiting requests come back as a new message behind the rings' work). Nothing here waits for the VMM: a VMM
+    /// that stalls mid-request or stops reading its replies is bounded by <see cref="VmmTimeouts"/> (one timer at the
+    /// nearest deadline). A malformed request, a reply overflow or a socket error ends this VMM's session only.
     /// </summary>
-    private void OnVmmReadable()
+    private void OnVmmReady(uint events)
     {
         if (_vmm is not { } vmm)
             return;
+        var connection = vmm.Connection;
         try
         {
-            if (!vmm.HandleOne())
+            if ((events & (EpollEvents.Out | EpollEvents.Err | EpollEvents.Hup)) != 0 && connection.WantsWritable)
+                connection.OnWritable();
+            if (connection.OnReadable() == VmmReadResult.Closed)
             {
                 EndVmmSession("the VMM closed the connection");
                 return;
@@ -447,7 +471,10 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
             EndVmmSession("I/O error");
             return;
         }
-        _loop.Modify(vmm.Registration, EpollEvents.In | EpollEvents.OneShot);
+        _loop.Modify(vmm.Registration, EpollEvents.In | (connection.WantsWritable ? EpollEvents.Out : 0) | EpollEvents.OneShot);
+        ArmVmmStallTimer();
+        if (EndVmmSessionIfGuestMemoryLost())
+            return;
         var running = DriverRunning;
         if (running)
         {
@@ -464,6 +491,43 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
         _driverRunning = running;
     }
 
+    /// <summary>One timer, at the nearest <see cref="VmmTimeouts"/> deadline, only while the VMM is stalled.</summary>
+    private void ArmVmmStallTimer()
+    {
+        if (_vmm?.Connection.NextStallCheck is { } due)
+            Timers.StartSingleTimer(VmmStallTimer, CheckVmmStall.Instance, due);
+        else if (Timers.IsTimerActive(VmmStallTimer))
+            Timers.Cancel(VmmStallTimer);
+    }
+
+    private void OnCheckVmmStall()
+    {
+        if (_vmm is not { } vmm)
+            return;
+        var stall = vmm.Connection.CheckStall();
+        if (stall == VmmStall.None)
+        {
+            ArmVmmStallTimer(); // the stall ended, or moved on to a later deadline
+            return;
+        }
+        _log.Warning("{0} on {1}; disconnecting it", vmm.Connection.Describe(stall), _settings.Socket);
+        EndVmmSession(stall == VmmStall.PartialMessage ? "stalled mid-request" : "replies unread");
+    }
+
+    /// <summary>
+    /// After a ring turn or a request: if the VMM truncated a guest memory file under our mapping (the SIGBUS guard
+    /// repaired the fault and marked the region), its guest's memory means nothing any more.
+    /// </summary>
+    private bool EndVmmSessionIfGuestMemoryLost()
+    {
+        if (_vmm?.PoisonedRegion is not { } region)
+            return false;
+        _log.Error("the VMM on {0} truncated guest memory under the device: an access past the end of the file behind region [{1}] was caught; disconnecting it",
+            _settings.Socket, region);
+        EndVmmSession("the VMM truncated guest memory");
+        return true;
+    }
+
     /// <summary>Drops the VMM and everything that belonged to its guest; the listener stays for the next VMM.</summary>
     private void EndVmmSession(string reason)
     {
@@ -471,9 +535,11 @@ public sealed class DeviceActor : UntypedActor, IVsockDeviceEvents
             return;
         _log.Info("VMM on {0} gone ({1}); dropping the guest's streams and waiting for a new VMM", _settings.Socket, reason);
         _loop.Remove(vmm.Registration);
+        if (Timers.IsTimerActive(VmmStallTimer))
+            Timers.Cancel(VmmStallTimer);
         _vmm = null;
         _poller.Backend = null;
-        vmm.Dispose(); // resets the backend: kicks unwatched, streams dropped (DeviceReset)
+        vmm.Dispose();
         DropStreams(reason);
         _driverRunning = false;
     }

@@ -3,6 +3,7 @@ namespace Vsock.Device.Interop;
 /// <summary>The errno values this layer reacts to (asm-generic, identical on x86_64 and aarch64).</summary>
 public static class Errno
 {
+    public const int EPERM = 1;
     public const int ENOENT = 2;
     public const int EINTR = 4;
     public const int EBADF = 9;

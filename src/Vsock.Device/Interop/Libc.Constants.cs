@@ -7,6 +7,7 @@ namespace Vsock.Device.Interop;
 internal static partial class Libc
 {
     internal const uint MFD_CLOEXEC = 0x1;
+    internal const uint MFD_ALLOW_SEALING = 0x2;
 
     internal const int PROT_READ = 0x1;
     internal const int PROT_WRITE = 0x2;
@@ -24,6 +25,8 @@ internal static partial class Libc
 
     internal const int F_GETFL = 3;
     internal const int F_SETFL = 4;
+    internal const int F_ADD_SEALS = 1033; // F_LINUX_SPECIFIC_BASE + 9
+    internal const int F_GET_SEALS = 1034; // F_LINUX_SPECIFIC_BASE + 10
     internal const int O_NONBLOCK = 0x800; // 04000
 
     internal const int EFD_CLOEXEC = 0x80000;
@@ -45,7 +48,6 @@ internal static partial class Libc
     internal const int SOCK_CLOEXEC = 0x80000;
     internal const int SOL_SOCKET = 1;
     internal const int SO_ERROR = 4;
-    internal const int SO_RCVTIMEO = 20;
     internal const int SCM_RIGHTS = 1;
     internal const int SHUT_RDWR = 2;
 

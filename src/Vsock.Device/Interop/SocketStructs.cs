@@ -44,14 +44,6 @@ internal struct PollFd
     public short ReturnedEvents;
 }
 
-/// <summary><c>struct timeval</c>: 16 bytes (SO_RCVTIMEO).</summary>
-[StructLayout(LayoutKind.Sequential)]
-internal struct TimeVal
-{
-    public long Seconds;
-    public long Microseconds;
-}
-
 /// <summary><c>struct sockaddr_un</c>: 110 bytes, the path is NUL-terminated inside <see cref="Path"/>.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct SockAddrUn

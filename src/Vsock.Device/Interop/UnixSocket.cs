@@ -136,21 +136,6 @@ public sealed class UnixSocket : IDisposable
     }
 
     /// <summary>
-    /// SO_RCVTIMEO: a blocking <see cref="Receive"/> gives up after <paramref name="timeout"/> and
-    /// returns -1. <see cref="TimeSpan.Zero"/> means wait forever (the kernel's convention).
-    /// </summary>
-    public unsafe void SetReceiveTimeout(TimeSpan timeout)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
-        var microseconds = timeout.Ticks / TimeSpan.TicksPerMicrosecond;
-        if (microseconds == 0 && timeout > TimeSpan.Zero)
-            microseconds = 1; // a sub-microsecond timeout must not turn into "forever"
-        var value = new TimeVal { Seconds = microseconds / 1_000_000, Microseconds = microseconds % 1_000_000 };
-        if (Libc.SetSockOpt(Handle, Libc.SOL_SOCKET, Libc.SO_RCVTIMEO, &value, (uint)sizeof(TimeVal)) != 0)
-            throw LinuxException.FromLastError("setsockopt SO_RCVTIMEO");
-    }
-
-    /// <summary>
     /// recvmsg into <paramref name="buffer"/>, collecting any SCM_RIGHTS fds (at most
     /// <see cref="ControlMessage.MaxFds"/>) into <paramref name="fds"/> as owned handles, close-on-exec.
     /// With <paramref name="fds"/> null, fds that arrive anyway are closed.
@@ -158,7 +143,7 @@ public sealed class UnixSocket : IDisposable
     /// ends at that message's last byte (it may also include plain bytes queued before it); so a
     /// reader that takes a vhost-user header on its own gets the message's fds with the header.
     /// Returns the bytes read, 0 at end of stream, -1 when nothing is available yet (EAGAIN: a
-    /// non-blocking socket, <paramref name="dontWait"/>, or the receive timeout expired).
+    /// non-blocking socket, or <paramref name="dontWait"/>).
     /// </summary>
     /// <exception cref="InvalidDataException">
     /// The peer sent more fds than fit (MSG_CTRUNC). The fds that did arrive are closed; the bytes of
@@ -201,12 +186,27 @@ public sealed class UnixSocket : IDisposable
     }
 
     /// <summary>
-    /// Sends all of <paramref name="data"/> (sendmsg, MSG_NOSIGNAL: a vanished peer is an EPIPE
-    /// exception, not a process-killing SIGPIPE). <paramref name="fds"/> travel as SCM_RIGHTS with the
-    /// first bytes; the caller keeps its own copies open. On a non-blocking socket a full send buffer
-    /// is waited out with poll, so the call returns only once every byte is queued.
+    /// Sends all of <paramref name="data"/> on a blocking socket (sendmsg, MSG_NOSIGNAL: a vanished peer
+    /// is an EPIPE exception, not a process-killing SIGPIPE). <paramref name="fds"/> travel as SCM_RIGHTS
+    /// with the first bytes; the caller keeps its own copies open. On a non-blocking socket whose buffer
+    /// is full this throws (EAGAIN) rather than wait: code that must not block uses <see cref="TrySend"/>.
     /// </summary>
-    public unsafe void Send(ReadOnlySpan<byte> data, ReadOnlySpan<int> fds = default)
+    public void Send(ReadOnlySpan<byte> data, ReadOnlySpan<int> fds = default)
+    {
+        var sent = TrySend(data, fds, dontWait: false);
+        if (sent < data.Length)
+            throw new LinuxException(Errno.EAGAIN, $"sendmsg: {sent} of {data.Length} bytes sent on a non-blocking socket whose buffer is full");
+    }
+
+    /// <summary>
+    /// Sends as much of <paramref name="data"/> as the socket takes without waiting (MSG_DONTWAIT, whatever
+    /// the socket's own mode; MSG_NOSIGNAL) and returns the bytes sent: fewer than asked, possibly 0, when
+    /// the send buffer is full (wait for EPOLLOUT and send the rest). <paramref name="fds"/> go with the
+    /// first byte sent. A vanished peer throws (EPIPE, ECONNRESET).
+    /// </summary>
+    public int TrySend(ReadOnlySpan<byte> data, ReadOnlySpan<int> fds = default) => TrySend(data, fds, dontWait: true);
+
+    private unsafe int TrySend(ReadOnlySpan<byte> data, ReadOnlySpan<int> fds, bool dontWait)
     {
         if (fds.Length > ControlMessage.MaxFds)
             throw new ArgumentException($"at most {ControlMessage.MaxFds} fds per message", nameof(fds));
@@ -214,7 +214,7 @@ public sealed class UnixSocket : IDisposable
         {
             if (!fds.IsEmpty)
                 throw new ArgumentException("SCM_RIGHTS needs at least one byte of data to ride on", nameof(data));
-            return;
+            return 0;
         }
         var control = stackalloc ulong[ControlMessage.MaxFdsSpace / sizeof(ulong)];
         var controlLength = 0;
@@ -227,6 +227,7 @@ public sealed class UnixSocket : IDisposable
             fds.CopyTo(new Span<int>(ControlMessage.Data(header), fds.Length));
             controlLength = ControlMessage.Space(fds.Length * sizeof(int));
         }
+        var flags = Libc.MSG_NOSIGNAL | (dontWait ? Libc.MSG_DONTWAIT : 0);
         fixed (byte* start = data)
         {
             var sent = 0;
@@ -240,7 +241,7 @@ public sealed class UnixSocket : IDisposable
                     Control = controlLength == 0 ? null : control,
                     ControlLength = (nuint)controlLength,
                 };
-                var result = Libc.SendMsg(Handle, &message, Libc.MSG_NOSIGNAL);
+                var result = Libc.SendMsg(Handle, &message, flags);
                 if (result >= 0)
                 {
                     sent += (int)result;
@@ -252,12 +253,10 @@ public sealed class UnixSocket : IDisposable
                 if (errno == Errno.EINTR)
                     continue;
                 if (errno == Errno.EAGAIN)
-                {
-                    Poll.WaitWritable(Handle, -1);
-                    continue;
-                }
+                    return sent;
                 throw new LinuxException(errno, "sendmsg");
             }
+            return sent;
         }
     }
 

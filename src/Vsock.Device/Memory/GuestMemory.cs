@@ -32,6 +32,24 @@ public sealed unsafe class GuestMemory : IDisposable
 
     public IReadOnlyList<MemoryRegion> Regions => _regions;
 
+    /// <summary>
+    /// The first region whose backing file was pulled away (<see cref="MemoryRegion.IsPoisoned"/>), or null.
+    /// A read per region (QEMU sends one to a few): cheap enough to ask after every ring turn.
+    /// </summary>
+    public MemoryRegion? PoisonedRegion
+    {
+        get
+        {
+            var regions = _regions;
+            for (var i = 0; i < regions.Length; i++)
+            {
+                if (regions[i].IsPoisoned)
+                    return regions[i];
+            }
+            return null;
+        }
+    }
+
     /// <summary>A new table with one more region (ADD_MEM_REG). Regions are shared, not copied.</summary>
     public GuestMemory With(MemoryRegion region) => new([.. _regions, region]);
 

@@ -1,4 +1,19 @@
+using Vsock.Device.Interop;
+
 namespace Vsock.Device.Memory;
+
+/// <summary>What keeps a region's backing file from being pulled away under us (see <c>MmapMemoryMapper</c>).</summary>
+[Flags]
+public enum RegionProtection
+{
+    None = 0,
+    /// <summary>The VMM sealed the file against shrinking (QEMU's memory-backend-memfd does by default).</summary>
+    SealedByVmm = 0x1,
+    /// <summary>The file allowed sealing and we added F_SEAL_SHRINK.</summary>
+    SealedByDevice = 0x2,
+    /// <summary>A SIGBUS in the mapping is repaired (<see cref="SigbusGuard"/>) and marks the region poisoned.</summary>
+    SigbusGuard = 0x4,
+}
 
 /// <summary>
 /// One contiguous range of guest physical memory mapped into this process.
@@ -8,7 +23,10 @@ namespace Vsock.Device.Memory;
 /// </summary>
 public sealed class MemoryRegion : IDisposable
 {
-    public MemoryRegion(ulong guestPhysicalAddress, ulong size, ulong userAddress, nint hostAddress, IDisposable? owner)
+    private readonly MappedMemory? _mapping;
+
+    public MemoryRegion(ulong guestPhysicalAddress, ulong size, ulong userAddress, nint hostAddress, IDisposable? owner,
+        RegionProtection protection = RegionProtection.None)
     {
         if (size == 0)
             throw new ArgumentOutOfRangeException(nameof(size), "a memory region cannot be empty");
@@ -21,6 +39,8 @@ public sealed class MemoryRegion : IDisposable
         UserAddress = userAddress;
         HostAddress = hostAddress;
         Owner = owner;
+        Protection = protection;
+        _mapping = owner as MappedMemory;
     }
 
     public ulong GuestPhysicalAddress { get; }
@@ -29,6 +49,14 @@ public sealed class MemoryRegion : IDisposable
     public ulong UserAddress { get; }
     public nint HostAddress { get; }
     public IDisposable? Owner { get; }
+
+    public RegionProtection Protection { get; }
+
+    /// <summary>
+    /// True once the file behind the region was pulled away (a SIGBUS in it was repaired with zero pages):
+    /// its contents mean nothing any more and the session that uses it must end. One memory read.
+    /// </summary>
+    public bool IsPoisoned => _mapping is { IsPoisoned: true };
 
     /// <summary>Last guest physical address inside the region (inclusive; never overflows).</summary>
     public ulong LastGuestPhysicalAddress => GuestPhysicalAddress + (Size - 1);
@@ -43,5 +71,18 @@ public sealed class MemoryRegion : IDisposable
     public void Dispose() => Owner?.Dispose();
 
     public override string ToString() =>
-        $"gpa 0x{GuestPhysicalAddress:x}..0x{LastGuestPhysicalAddress:x} uaddr 0x{UserAddress:x} size 0x{Size:x}";
+        $"gpa 0x{GuestPhysicalAddress:x}..0x{LastGuestPhysicalAddress:x} uaddr 0x{UserAddress:x} size 0x{Size:x}" +
+        (Protection == RegionProtection.None ? "" : $" ({Describe(Protection)})");
+
+    private static string Describe(RegionProtection protection)
+    {
+        var parts = new List<string>(2);
+        if ((protection & RegionProtection.SealedByVmm) != 0)
+            parts.Add("sealed against shrinking by the VMM");
+        if ((protection & RegionProtection.SealedByDevice) != 0)
+            parts.Add("F_SEAL_SHRINK added");
+        if ((protection & RegionProtection.SigbusGuard) != 0)
+            parts.Add("SIGBUS-guarded");
+        return string.Join(", ", parts);
+    }
 }

@@ -19,6 +19,8 @@ public enum VhostUserError
     BadFdCount,
     /// <summary>A payload field with reserved bits set or an impossible count.</summary>
     BadPayload,
+    /// <summary>The VMM does not read its replies: more are waiting than <see cref="VhostUserReplyQueue"/> holds.</summary>
+    RepliesNotRead,
 
     // Well-formed requests with a value we refuse. With REPLY_ACK and NEED_REPLY the session answers
     // 1 and carries on (nothing changed); otherwise it cannot tell the VMM, and the session ends.

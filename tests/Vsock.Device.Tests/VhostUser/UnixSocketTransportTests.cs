@@ -34,8 +34,9 @@ public sealed unsafe class UnixSocketTransportTests : IDisposable
     public void Dispose()
     {
         _session.Dispose();
+        _reader.Dispose();
         _frontend.Dispose();
-        _backendSocket.Dispose();
+        _transport.Dispose();
     }
 
     /// <summary>The front-end sends a request; the backend loop handles one message; the front-end reads the reply, if any.</summary>
@@ -48,7 +49,7 @@ public sealed unsafe class UnixSocketTransportTests : IDisposable
             var n = _session.Handle(message, _reply);
             if (n == 0)
                 return null;
-            _transport.Send(_reply.AsSpan(0, n));
+            Assert.Equal(n, _transport.Send(_reply.AsSpan(0, n))); // a reply fits in an empty socket buffer
         }
         var header = new byte[VhostUserCodec.HeaderSize];
         ReadExactly(header);
@@ -150,17 +151,42 @@ public sealed unsafe class UnixSocketTransportTests : IDisposable
     }
 
     [Fact]
-    public void A_non_blocking_socket_still_reads_whole_messages()
+    public void A_request_sent_in_pieces_is_read_resumably_and_no_read_waits()
     {
-        _backendSocket.SetNonBlocking(true);
-        var reading = Task.Run(() =>
+        var bytes = Frontend.Encode(R.SetVringCall, Frontend.U64(1));
+        using var call = EventFd.Create();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(VhostUserReadStatus.NeedMore, _reader.TryRead(out _)); // an empty socket
+        _frontend.Send(bytes.AsSpan(0, 7), [call.Fd]);
+        Assert.Equal(VhostUserReadStatus.NeedMore, _reader.TryRead(out _));
+        _frontend.Send(bytes.AsSpan(7, 6));
+        Assert.Equal(VhostUserReadStatus.NeedMore, _reader.TryRead(out _));
+        Assert.True(clock.ElapsedMilliseconds < 500, $"reads waited {clock.ElapsedMilliseconds} ms");
+        _frontend.Send(bytes.AsSpan(13));
+        Assert.Equal(VhostUserReadStatus.Message, _reader.TryRead(out var message));
+        using (message)
         {
-            using var message = _reader.ReadMessage();
-            return message?.Request;
-        });
-        Thread.Sleep(50); // the reader is now waiting in poll
-        _frontend.Send(Frontend.Encode(R.GetFeatures));
-        Assert.True(reading.Wait(TimeSpan.FromSeconds(10)));
-        Assert.Equal(R.GetFeatures, reading.Result);
+            Assert.Equal(R.SetVringCall, message!.Request);
+            Assert.Single(message.Fds);
+        }
+    }
+
+    [Fact]
+    public void The_transport_makes_the_socket_non_blocking_and_sends_only_what_fits()
+    {
+        var flags = File.ReadAllText($"/proc/self/fdinfo/{_backendSocket.Fd}").Split('\n').Single(l => l.StartsWith("flags:"));
+        Assert.NotEqual(0, Convert.ToInt32(flags["flags:".Length..].Trim(), 8) & 0x800); // O_NONBLOCK (04000)
+        var big = new byte[4 << 20];
+        var sent = _transport.Send(big);
+        Assert.InRange(sent, 1, big.Length - 1);
+        Assert.Equal(0, _transport.Send(big));
+    }
+
+    [Fact]
+    public void A_vanished_vmm_is_an_IOException_on_send_and_end_of_stream_on_receive()
+    {
+        _frontend.Dispose();
+        Assert.ThrowsAny<IOException>(() => _transport.Send(new byte[12]));
+        Assert.Equal(VhostUserReadStatus.EndOfStream, _reader.TryRead(out _));
     }
 }

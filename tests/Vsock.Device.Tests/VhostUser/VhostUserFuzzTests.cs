@@ -48,7 +48,11 @@ public sealed class VhostUserFuzzTests(ITestOutputHelper output)
             var script = Connection(random, backend.ProtocolFeatures);
             using var transport = new FakeTransport { ChunkRandom = random.Next(3) == 0 ? new Random(random.Next()) : null };
             foreach (var wire in script)
-                transport.Enqueue(wire.Bytes, fds.Open(wire.FdCount));
+            {
+                if (wire.Bytes.Length > 0) // fds need a byte to travel with on a real socket
+                    transport.Enqueue(wire.Bytes, fds.Open(wire.FdCount));
+            }
+            transport.Complete();
 
             var session = new VhostUserSession(backend, mapper);
             var reader = new VhostUserReader(transport);

@@ -134,6 +134,7 @@ public sealed class VhostUserQemuSequenceTests : IDisposable
         Assert.Equal(memSlots ? 2 : 4, _mapper.MapCount);
 
         // disconnect
+        _transport.Complete();
         Assert.Null(_reader.ReadMessage());
         _session.Dispose();
         Assert.Equal(0, _mapper.Live);

@@ -154,6 +154,38 @@ public sealed class VhostUserClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// True when the back end closes the connection within <paramref name="timeout"/>, seen with poll
+    /// (POLLHUP / POLLRDHUP) so that nothing is read: a VMM that leaves its replies unread.
+    /// </summary>
+    public unsafe bool WaitForHangupWithoutReading(TimeSpan timeout)
+    {
+        const short PollErr = 0x8, PollHup = 0x10, PollRdHup = 0x2000;
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        var added = false;
+        try
+        {
+            _socket.Handle.DangerousAddRef(ref added);
+            while (true)
+            {
+                var remainingMs = RemainingMs(deadline);
+                var entry = new PollFd { Fd = _socket.Fd, Events = PollRdHup };
+                var result = Libc.Poll(&entry, 1, remainingMs);
+                if (result > 0 && (entry.ReturnedEvents & (PollErr | PollHup | PollRdHup)) != 0)
+                    return true;
+                if (result < 0 && System.Runtime.InteropServices.Marshal.GetLastPInvokeError() != Errno.EINTR)
+                    throw new LinuxException(System.Runtime.InteropServices.Marshal.GetLastPInvokeError(), "poll");
+                if (remainingMs == 0 || (result == 0 && RemainingMs(deadline) == 0))
+                    return false;
+            }
+        }
+        finally
+        {
+            if (added)
+                _socket.Handle.DangerousRelease();
+        }
+    }
+
     /// <summary>Closes the socket at once, like a VMM that was SIGKILLed.</summary>
     public void Close()
     {
