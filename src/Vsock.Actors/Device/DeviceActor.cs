@@ -234,13 +234,9 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     /// <summary>One RX turn: the guest's RX buffers, lent to the streams that have something for it.</summary>
     private void RunRx()
     {
-        if (!_scheduler.HasWork)
+        _scheduler.BeginTurn();
+        if (!_scheduler.HasWork || _vmm?.Backend is not { IsRunning: true } backend || !backend.TryBeginRx(out var turn))
             return;
-        if (_vmm?.Backend is not { IsRunning: true } backend || !backend.TryBeginRx(out var turn))
-        {
-            _scheduler.TurnSkipped();
-            return;
-        }
         try
         {
             _scheduler.Fill(ref turn);

@@ -78,7 +78,6 @@ public sealed class RxScheduler : IStreamHost
     /// <summary>One RX turn: replies, then the ready streams round-robin, until the ring or the turn's budget runs out.</summary>
     public void Fill(ref RxTurn turn)
     {
-        _turnRequested = false;
         WaitingForBuffers = false;
         while (_replies.TryPeek(out var reply))
         {
@@ -125,8 +124,12 @@ public sealed class RxScheduler : IStreamHost
         }
     }
 
-    /// <summary>The device could not run the turn it asked for (the rings are not running): the next request sends one.</summary>
-    public void TurnSkipped() => _turnRequested = false;
+    /// <summary>
+    /// The device starts an RX turn (whether it asked for it or not, and whether it can fill anything): from here
+    /// on a stream that gets work asks for a new one. Called first thing in every turn, so a request made while a
+    /// turn's message was queued is never lost.
+    /// </summary>
+    public void BeginTurn() => _turnRequested = false;
 
     /// <summary>The guest's driver went away: nothing queued is owed any more.</summary>
     public void Clear()
