@@ -39,6 +39,42 @@ public sealed class DriverApplicationTests
     }
 
     [Fact]
+    public async Task Four_sources_that_fill_the_tx_ring_keep_going_with_lazy_reclaim()
+    {
+        // Four in-driver sources fill the 128-entry TX ring between two interrupts. A lazily reclaiming driver
+        // must then ask for the TX interrupt that frees the ring (it once went to sleep with it off and, with no
+        // credit update due, nothing woke it: the benchmark's guest → host 4 KiB × 4 cell hung).
+        const long perStream = 32L << 20;
+        await using var daemon = await DaemonHost.StartAsync(1, vm => vm with { TxBufferSize = 262144 });
+        await using var guest = SyntheticGuest.Connect(daemon[0].Socket, SyntheticGuestOptions.Default with
+        {
+            RecordReceived = false,
+            MemorySize = 128L << 20,
+            LazyTxReclaim = true,
+        });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        for (var round = 0; round < 3; round++)
+        {
+            var port = 7000 + (uint)round;
+            using var listener = guest.Listen(port);
+            var hosts = new List<Socket>();
+            var work = new List<Task>();
+            for (var i = 0; i < 4; i++)
+            {
+                var (host, _) = await HostSide.ConnectAsync(daemon[0].UdsPath!, port, Scenario.Timeout);
+                hosts.Add(host);
+                var stream = await listener.AcceptAsync(cts.Token);
+                work.Add(stream.SourceAsync(perStream, 4096));
+                work.Add(DataPathTests.ReceiveExactlyAsync(host, (int)perStream, cts.Token));
+            }
+            await Task.WhenAll(work).WaitAsync(cts.Token);
+            foreach (var host in hosts)
+                host.Dispose();
+        }
+        Scenario.AssertClean(guest);
+    }
+
+    [Fact]
     public async Task A_lazily_reclaiming_driver_still_wakes_a_writer_that_waits_for_tx_room()
     {
         // 64 KiB packets in 4 KiB fragments: 17 descriptors each, so the 128-entry TX ring fills and the

@@ -90,6 +90,13 @@ public sealed partial class SyntheticGuest
                         _txInterrupts++;
                     ServiceQueues();
                     PumpApplications();
+                    // The applications may just have filled the TX ring: with lazy reclaim, TX interrupts were left
+                    // off by ServiceQueues (no room was wanted then), and nothing else would wake us to free it.
+                    while (EnableTxInterruptsIfWanted())
+                    {
+                        ServiceQueues();
+                        PumpApplications();
+                    }
                 }
             }
         }
