@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vsock.Device.Diagnostics;
 using Vsock.Device.Interop;
@@ -76,6 +77,8 @@ public unsafe ref struct RxTurn
     /// buffer (<c>len</c> set to what fits; <paramref name="lastFlags"/> added when all of it fits). False if the guest
     /// has no buffer.
     /// </summary>
+    // Scratch on the stack is written before it is read: no zeroing on the data path.
+    [SkipLocalsInit]
     public bool TryWriteData(in VsockHeader header, ReadOnlySpan<byte> payload, out int written, uint lastFlags = 0)
     {
         written = 0;
@@ -108,6 +111,8 @@ public unsafe ref struct RxTurn
     /// bytes means the socket is drained.
     /// </summary>
     /// <param name="errno">The negated errno for <see cref="RxReadResult.Error"/>.</param>
+    // Scratch on the stack is written before it is read: no zeroing on the data path.
+    [SkipLocalsInit]
     public RxReadResult ReadFrom(SafeHandle socket, in VsockHeader template, uint maxBytes, out int bytes, out int offered,
         out int errno, uint lastFlags = 0, int recvFlags = 0)
     {
@@ -293,6 +298,8 @@ public unsafe ref struct RxTurn
         return count;
     }
 
+    // Scratch on the stack is written before it is read: no zeroing on the data path.
+    [SkipLocalsInit]
     private readonly void WriteHeader(int slot, in VsockHeader header)
     {
         Span<byte> raw = stackalloc byte[VsockConstants.HeaderSize];

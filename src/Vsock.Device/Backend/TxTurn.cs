@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Vsock.Device.Diagnostics;
 using Vsock.Device.Interop;
 using Vsock.Device.Memory;
@@ -146,6 +147,8 @@ public unsafe ref struct TxTurn
         scratch.SegmentCount = 0;
     }
 
+    // Scratch on the stack is written before it is read: no zeroing on the data path.
+    [SkipLocalsInit]
     private readonly void FlushTarget(int index)
     {
         var scratch = _scratch;

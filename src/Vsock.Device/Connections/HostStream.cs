@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Vsock.Device.Backend;
@@ -358,6 +359,8 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
     }
 
     /// <summary>Writes the TX buffer to the host socket while it takes bytes.</summary>
+    // Scratch on the stack is written before it is read: no zeroing on the data path.
+    [SkipLocalsInit]
     private unsafe void FlushTxBuffer()
     {
         var iov = stackalloc IoVec[2];
@@ -436,6 +439,8 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
     /// any guest data and not counted as forwarded guest bytes. A fresh socket takes it at once; what it does not
     /// take waits in the TX buffer.
     /// </summary>
+    // Scratch on the stack is written before it is read: no zeroing on the data path.
+    [SkipLocalsInit]
     private void WriteOkLine()
     {
         Span<byte> line = stackalloc byte[24];
