@@ -6,28 +6,32 @@ namespace Vsock.Bench;
 internal sealed record BenchOptions
 {
     public required string LauncherDll { get; init; }
-    public long CellBytes { get; init; } = 256L << 20;
+    /// <summary>Bytes per throughput cell (and per multi-VM row), split over its streams: issue 10 measured 512 MiB per case.</summary>
+    public long CellBytes { get; init; } = 512L << 20;
     public long GcBytes { get; init; } = 1L << 30;
     public int IdleConnections { get; init; } = 10_000;
     public int LatencySamples { get; init; } = 20_000;
-    public int RateConnections { get; init; } = 2_000;
+    /// <summary>Connections per set-up measurement: a second's worth at the 20,000/s target.</summary>
+    public int RateConnections { get; init; } = 20_000;
     public bool Pinned { get; init; } = true;
     /// <summary>How long the synthetic guest's driver thread polls before it blocks (0: it blocks at once).</summary>
     public int GuestPollMicroseconds { get; init; }
     /// <summary>The synthetic guest asks for TX interrupts only when it needs TX room (SyntheticGuestOptions.LazyTxReclaim).</summary>
     public bool LazyTxReclaim { get; init; } = true;
-    /// <summary>More daemon arguments (e.g. <c>--tx-buffer-size 262144</c>); the defaults are the documented run.</summary>
-    public IReadOnlyList<string> DaemonArguments { get; init; } = [];
+    /// <summary>The daemon's <c>--tx-buffer-size</c> and <c>--queue-size</c>; the defaults are issue 10's run.</summary>
+    public DaemonSettings Daemon { get; init; } = DaemonSettings.Issue10;
     public bool Unpinned { get; init; } = true;
     public IReadOnlySet<string> Phases { get; init; } = AllPhases;
 
-    public static readonly IReadOnlySet<string> AllPhases = new HashSet<string> { "reference", "throughput", "latency", "rate", "memory", "gc" };
+    public static readonly IReadOnlySet<string> AllPhases = new HashSet<string> { "reference", "throughput", "latency", "rate", "multivm", "memory", "gc" };
 
     public const string Usage = """
-        usage: Vsock.Bench [--daemon PATH/vhost-device-vsock.dll] [--cell-mib 256] [--gc-mib 1024]
-                           [--idle 10000] [--latency 20000] [--rate 2000] [--placement both|pinned|unpinned]
-                           [--guest-poll-us 0] [--guest-tx-interrupts lazy|always] [--tx-buffer-size BYTES (daemon)]
-                           [--only reference,throughput,latency,rate,memory,gc] [--quick]
+        usage: Vsock.Bench [--daemon PATH/vhost-device-vsock.dll] [--cell-mib 512] [--gc-mib 1024]
+                           [--idle 10000] [--latency 20000] [--rate 20000] [--placement both|pinned|unpinned]
+                           [--guest-poll-us 0] [--guest-tx-interrupts lazy|always]
+                           [--tx-buffer-size 262144] [--queue-size 256] (both passed to the daemon)
+                           [--only reference,throughput,latency,rate,multivm,memory,gc] [--quick]
+               Vsock.Bench --summarize REPORT.md... (a table of every run's figures, for scripts/bench-runs.sh)
         """;
 
     public static BenchOptions Parse(string[] args)
@@ -46,7 +50,8 @@ internal sealed record BenchOptions
                 "--latency" => options with { LatencySamples = NextInt() },
                 "--rate" => options with { RateConnections = NextInt() },
                 "--guest-poll-us" => options with { GuestPollMicroseconds = NextInt() },
-                "--tx-buffer-size" => options with { DaemonArguments = [.. options.DaemonArguments, "--tx-buffer-size", NextInt().ToString(CultureInfo.InvariantCulture)] },
+                "--tx-buffer-size" => options with { Daemon = options.Daemon with { TxBufferSize = NextInt() } },
+                "--queue-size" => options with { Daemon = options.Daemon with { QueueSize = NextInt() } },
                 "--guest-tx-interrupts" => Next() switch
                 {
                     "lazy" => options with { LazyTxReclaim = true },
@@ -63,7 +68,7 @@ internal sealed record BenchOptions
                 "--only" => options with { Phases = Next().Split(',').ToHashSet() },
                 "--quick" => options with
                 {
-                    CellBytes = 32L << 20, GcBytes = 128L << 20, IdleConnections = 1000, LatencySamples = 2000, RateConnections = 300,
+                    CellBytes = 32L << 20, GcBytes = 128L << 20, IdleConnections = 1000, LatencySamples = 2000, RateConnections = 2000,
                 },
                 _ => throw new ArgumentException($"unknown argument {args[i]}\n{Usage}"),
             };

@@ -4,34 +4,75 @@ using System.Globalization;
 
 namespace Vsock.Bench;
 
+/// <summary>The daemon's per-VM settings the benchmark passes; <see cref="Issue10"/> is what issue 10 measured with.</summary>
+internal sealed record DaemonSettings(int TxBufferSize, int QueueSize)
+{
+    public static DaemonSettings Issue10 { get; } = new(262144, 256);
+}
+
+/// <summary>One VM of the daemon: its guest CID, vhost-user socket and host-side unix socket (uds-path).</summary>
+internal sealed record DaemonVm(uint Cid, string Socket, string UdsPath);
+
 /// <summary>
-/// The real daemon as a separate process: <c>dotnet vhost-device-vsock.dll --guest-cid 3 --socket S
-/// --uds-path U --log-level warn</c> in a fresh temporary directory, with <c>VSOCK_STATS_FILE</c> set
-/// so <see cref="SnapshotGcAsync"/> can read its GC counters (SIGUSR1).
+/// The real daemon as a separate process in a fresh temporary directory, with <c>VSOCK_STATS_FILE</c> set
+/// so <see cref="SnapshotGcAsync"/> can read its GC counters (SIGUSR1). One VM is configured with the
+/// top-level flags (<c>--guest-cid 3 --socket S --uds-path U --tx-buffer-size T --queue-size Q</c>),
+/// several with one <c>--vm guest-cid=N,socket=...,uds-path=...,tx-buffer-size=T,queue-size=Q</c> each
+/// (the launcher does not mix the two); see <see cref="Arguments"/>.
 /// </summary>
 internal sealed class DaemonProcess : IAsyncDisposable
 {
+    public const uint FirstCid = 3;
+
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _stderr = new();
     private long _lastSequence;
 
-    private DaemonProcess(Process process, string directory)
+    private DaemonProcess(Process process, string directory, IReadOnlyList<DaemonVm> vms)
     {
         _process = process;
         Directory = directory;
+        Vms = vms;
     }
 
     public string Directory { get; }
-    public string Socket => Path.Combine(Directory, "vhost.sock");
-    public string UdsPath => Path.Combine(Directory, "vm3.vsock");
+    public IReadOnlyList<DaemonVm> Vms { get; }
+    public string Socket => Vms[0].Socket;
+    public string UdsPath => Vms[0].UdsPath;
     public string StatsFile => Path.Combine(Directory, "stats");
     public int Pid => _process.Id;
     public IReadOnlyCollection<string> Stderr => _stderr;
 
-    /// <summary>Starts the daemon with the CPU mask <paramref name="cpuMask"/> and waits for its vhost-user socket.</summary>
-    public static async Task<DaemonProcess> StartAsync(string launcherDll, ulong cpuMask, IReadOnlyList<string> extraArguments)
+    /// <summary>The VMs of a daemon in <paramref name="directory"/>: CIDs from 3 up, vhost{cid}.sock and vm{cid}.vsock.</summary>
+    public static IReadOnlyList<DaemonVm> Layout(string directory, int vmCount) =>
+        [.. Enumerable.Range(0, vmCount).Select(i => (uint)(FirstCid + i))
+            .Select(cid => new DaemonVm(cid, Path.Combine(directory, $"vhost{cid}.sock"), Path.Combine(directory, $"vm{cid}.vsock")))];
+
+    /// <summary>The daemon's command line after the dll (also printed in the report, with <c>$D</c> for the directory).</summary>
+    public static IReadOnlyList<string> Arguments(IReadOnlyList<DaemonVm> vms, DaemonSettings settings)
+    {
+        var tx = settings.TxBufferSize.ToString(CultureInfo.InvariantCulture);
+        var queue = settings.QueueSize.ToString(CultureInfo.InvariantCulture);
+        var args = new List<string>();
+        if (vms.Count == 1)
+        {
+            args.AddRange(["--guest-cid", vms[0].Cid.ToString(CultureInfo.InvariantCulture), "--socket", vms[0].Socket, "--uds-path", vms[0].UdsPath,
+                "--tx-buffer-size", tx, "--queue-size", queue]);
+        }
+        else
+        {
+            foreach (var vm in vms)
+                args.AddRange(["--vm", $"guest-cid={vm.Cid},socket={vm.Socket},uds-path={vm.UdsPath},tx-buffer-size={tx},queue-size={queue}"]);
+        }
+        args.AddRange(["--log-level", "warn"]);
+        return args;
+    }
+
+    /// <summary>Starts the daemon with the CPU mask <paramref name="cpuMask"/> and waits for every VM's vhost-user socket.</summary>
+    public static async Task<DaemonProcess> StartAsync(string launcherDll, ulong cpuMask, DaemonSettings settings, int vmCount = 1)
     {
         var directory = System.IO.Directory.CreateTempSubdirectory("vbench-").FullName;
+        var vms = Layout(directory, vmCount);
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardError = true,
@@ -39,17 +80,14 @@ internal sealed class DaemonProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add(launcherDll);
-        foreach (var arg in new[] { "--guest-cid", "3", "--socket", Path.Combine(directory, "vhost.sock"),
-                     "--uds-path", Path.Combine(directory, "vm3.vsock"), "--log-level", "warn" })
-            start.ArgumentList.Add(arg);
-        foreach (var arg in extraArguments)
+        foreach (var arg in Arguments(vms, settings))
             start.ArgumentList.Add(arg);
         start.Environment["VSOCK_STATS_FILE"] = Path.Combine(directory, "stats");
         start.Environment.Remove("RUST_LOG");
         start.Environment.Remove("VHOST_DEVICE_VSOCK_LOG");
 
         var process = StartWithAffinity(start, cpuMask);
-        var daemon = new DaemonProcess(process, directory);
+        var daemon = new DaemonProcess(process, directory, vms);
         process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is not null)
@@ -60,12 +98,19 @@ internal sealed class DaemonProcess : IAsyncDisposable
         process.BeginOutputReadLine();
 
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!File.Exists(daemon.Socket))
+        while (!vms.All(vm => File.Exists(vm.Socket)))
         {
             if (process.HasExited)
-                throw new InvalidOperationException($"the daemon exited with {process.ExitCode}: {string.Join(" | ", daemon._stderr)}");
+            {
+                var why = $"the daemon exited with {process.ExitCode}: {string.Join(" | ", daemon._stderr)}";
+                await daemon.DisposeAsync();
+                throw new InvalidOperationException(why);
+            }
             if (DateTime.UtcNow > deadline)
-                throw new TimeoutException("the daemon did not create its vhost-user socket within 30 s");
+            {
+                await daemon.DisposeAsync();
+                throw new TimeoutException("the daemon did not create its vhost-user socket(s) within 30 s");
+            }
             await Task.Delay(20);
         }
         return daemon;
@@ -89,16 +134,6 @@ internal sealed class DaemonProcess : IAsyncDisposable
         {
             Native.SetAffinity(self, previous);
         }
-    }
-
-    /// <summary>User + system CPU time of the daemon so far (/proc/PID/stat, clock ticks of 10 ms).</summary>
-    public TimeSpan ReadCpuTime()
-    {
-        var stat = File.ReadAllText($"/proc/{Pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        // After "pid (comm) ": field 3 is state, so utime (14) and stime (15) are at 11 and 12.
-        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-        return TimeSpan.FromMilliseconds(ticks * 10);
     }
 
     /// <summary>VmRSS from /proc/PID/status, in bytes.</summary>

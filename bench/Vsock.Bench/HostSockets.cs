@@ -161,15 +161,20 @@ internal static class HostSockets
         return data;
     }
 
-    /// <summary>Runs <paramref name="body"/> on a dedicated thread (blocking socket loops), as a Task.</summary>
-    public static Task RunThread(string name, Action body)
+    /// <summary>
+    /// Runs <paramref name="body"/> on a dedicated thread (blocking socket loops), as a Task; the thread's
+    /// CPU time goes to <paramref name="meter"/> when given.
+    /// </summary>
+    public static Task RunThread(string name, Action body, CpuMeter? meter = null)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
             try
             {
+                var cpu = meter is null ? TimeSpan.Zero : CpuClock.OfCurrentThread();
                 body();
+                meter?.AddHostThread(CpuClock.OfCurrentThread() - cpu);
                 done.SetResult();
             }
             catch (Exception e)

@@ -20,7 +20,7 @@ internal static class IdleMemoryBench
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         var daemon = session.Daemon;
         // One stream opened and closed first, so code paths are loaded and JIT-compiled before "before".
-        var (warmHosts, warmGuests) = await ThroughputBench.OpenStreamsAsync(session, 1, cts.Token);
+        var (warmHosts, warmGuests) = await ThroughputBench.OpenStreamsAsync(session, session.Vms[0], 1, cts.Token);
         await ThroughputBench.CloseAsync(warmHosts, warmGuests);
         await Task.Delay(1000);
         var rssBefore = daemon.ReadRss();

@@ -5,6 +5,24 @@ namespace Vsock.Bench;
 
 internal readonly record struct LatencyResult(double P50Micros, double P99Micros, double MeanMicros, int Samples);
 
+/// <summary>What else runs: nothing of ours (idle), or a <see cref="CpuHog"/> spinning on the last CPU (busy).</summary>
+internal enum Load
+{
+    Idle,
+    Busy,
+}
+
+/// <summary>The three round trips the latency phase measures.</summary>
+internal enum RoundTrip
+{
+    /// <summary>A host application sends, the guest (in-driver) echoes.</summary>
+    HostClient,
+    /// <summary>The guest (in-driver) sends, a host application echoes.</summary>
+    GuestClient,
+    /// <summary>The physical reference: one unix socket pair, a client thread and an echo thread.</summary>
+    Reference,
+}
+
 /// <summary>64-byte request/response round trips over one stream, one at a time.</summary>
 internal static class LatencyBench
 {
@@ -14,7 +32,7 @@ internal static class LatencyBench
     public static async Task<LatencyResult> HostClientAsync(Session session, int warmup, int samples)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var (hosts, guests) = await ThroughputBench.OpenStreamsAsync(session, 1, cts.Token);
+        var (hosts, guests) = await ThroughputBench.OpenStreamsAsync(session, session.Vms[0], 1, cts.Token);
         try
         {
             var guest = guests[0];

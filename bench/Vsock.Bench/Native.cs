@@ -6,6 +6,7 @@ namespace Vsock.Bench;
 internal static partial class Native
 {
     private const int RlimitNofile = 7;
+    public const int SigKill = 9;
     public const int SigTerm = 15;
     public const int SigUsr1 = 10;
 
@@ -28,8 +29,21 @@ internal static partial class Native
     [LibraryImport("libc", SetLastError = true)]
     private static partial int sched_getaffinity(int pid, nint size, out ulong mask);
 
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int clock_gettime(int clockId, out TimeSpec time);
+
     [LibraryImport("libc")]
     public static partial int gettid();
+
+    [LibraryImport("libc")]
+    public static partial int getppid();
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int signal);
@@ -53,6 +67,14 @@ internal static partial class Native
 
     public static ulong GetAffinity(int tid) =>
         sched_getaffinity(tid, sizeof(ulong), out var mask) == 0 ? mask : throw new IOException($"sched_getaffinity failed: errno {Marshal.GetLastPInvokeError()}");
+
+    /// <summary>clock_gettime; the clock ids are built in <see cref="CpuClock"/>.</summary>
+    public static TimeSpan ReadClock(int clockId)
+    {
+        if (clock_gettime(clockId, out var time) != 0)
+            throw new IOException($"clock_gettime({clockId}) failed: errno {Marshal.GetLastPInvokeError()}");
+        return TimeSpan.FromTicks(time.Seconds * TimeSpan.TicksPerSecond + time.Nanoseconds / 100);
+    }
 
     public static void Kill(int pid, int signal)
     {

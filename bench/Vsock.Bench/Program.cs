@@ -4,6 +4,12 @@ using Vsock.Bench;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
+// Hidden: the busy load of the latency phase (CpuHog starts this binary so).
+if (args.Length > 0 && args[0] == CpuHog.Argument)
+    return CpuHog.Spin(args);
+if (args.Length > 0 && args[0] == "--summarize")
+    return RunSummary.Print(args[1..]);
+
 BenchOptions options;
 try
 {
@@ -23,12 +29,11 @@ try
 {
     if (options.Phases.Contains("reference"))
     {
+        report.Progress("reference throughput");
         // Both CPUs: the reference's writer and reader each get a core, the best a relay could hope for.
         CpuPlacement.Apply(Environment.ProcessId, CpuPlacement.AllCpus);
         foreach (var (size, streams) in Report.ThroughputCells)
             report.Reference[(size, streams)] = await ReferenceBench.RunAsync(scratch, size, streams, options.CellBytes);
-        if (options.Phases.Contains("latency"))
-            report.LatencyReference = await LatencyBench.ReferenceAsync(scratch, Math.Max(options.LatencySamples / 10, 100), options.LatencySamples);
     }
 
     var placements = new List<Placement>();
@@ -36,6 +41,10 @@ try
         placements.Add(Placement.Pinned);
     if (options.Unpinned || placements.Count == 0)
         placements.Add(Placement.Unpinned);
+    if (options.Phases.Contains("latency") && !placements.Contains(Placement.Unpinned))
+        report.Notes.Add("latency: the busy variant runs in the unpinned placement only, which this run left out");
+    if (options.Phases.Contains("latency") && CpuPlacement.CpuCount < 2)
+        report.Notes.Add("latency: one CPU, so no busy variant (the hog needs a CPU of its own)");
 
     foreach (var placement in placements)
     {
@@ -47,13 +56,13 @@ try
         if (options.Phases.Overlaps(["throughput", "latency", "rate", "gc"]))
         {
             await using var session = await Session.StartAsync(options, daemonMask);
-            report.DaemonCpus[placement] = session.Daemon.ReadStatusText("Cpus_allowed_list");
+            report.DaemonCpus[Report.Name(placement)] = session.Daemon.ReadStatusText("Cpus_allowed_list");
             if (options.Phases.Contains("throughput"))
             {
                 // A short warm-up per direction: tiered JIT and the buffer pools settle before timing.
                 await ThroughputBench.RunAsync(session, Direction.HostToGuest, 64 * 1024, 1, 32L << 20);
                 await ThroughputBench.RunAsync(session, Direction.GuestToHost, 64 * 1024, 1, 32L << 20);
-                foreach (var direction in new[] { Direction.HostToGuest, Direction.GuestToHost })
+                foreach (var direction in Report.Directions)
                 {
                     foreach (var (size, streams) in Report.ThroughputCells)
                     {
@@ -65,24 +74,58 @@ try
             }
             if (options.Phases.Contains("latency"))
             {
-                report.Progress($"{placement} latency");
-                var warmup = Math.Max(options.LatencySamples / 10, 100);
-                report.Latency[(placement, "host → guest echo")] = await LatencyBench.HostClientAsync(session, warmup, options.LatencySamples);
-                report.Latency[(placement, "guest → host echo")] = await LatencyBench.GuestClientAsync(session, warmup, options.LatencySamples);
+                await MeasureLatencyAsync(session, placement, Load.Idle, driverMask);
+                if (placement == Placement.Unpinned && CpuPlacement.CpuCount > 1)
+                {
+                    using var hog = await CpuHog.StartAsync(CpuPlacement.DaemonCpu);
+                    var hogCpu = hog.CpuTime;
+                    var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                    await MeasureLatencyAsync(session, placement, Load.Busy, driverMask);
+                    var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+                    report.Busy = new BusyLoad(hog.Cpu, hog.CpusAllowed, (hog.CpuTime - hogCpu).TotalSeconds / seconds);
+                }
             }
             if (options.Phases.Contains("rate"))
             {
-                report.Progress($"{placement} connection rate");
-                await ConnectionRateBench.HostInitiatedAsync(session, 100, 16); // warm-up
-                await ConnectionRateBench.GuestInitiatedAsync(session, 100, 16);
-                report.Rate[(placement, "host-initiated (CONNECT/OK)")] = await ConnectionRateBench.HostInitiatedAsync(session, options.RateConnections, 16);
-                report.Rate[(placement, "guest-initiated (REQUEST/RESPONSE)")] = await ConnectionRateBench.GuestInitiatedAsync(session, options.RateConnections, 16);
+                report.Progress($"{placement} connection set-up");
+                await ConnectionRateBench.HostInitiatedAsync(session, 500, Report.RateConcurrency); // warm-up
+                await ConnectionRateBench.GuestInitiatedAsync(session, 500, Report.RateConcurrency);
+                report.Rate[(placement, SetUp.HostInitiated)] = await ConnectionRateBench.HostInitiatedAsync(session, options.RateConnections, Report.RateConcurrency);
+                report.Rate[(placement, SetUp.GuestInitiated)] = await ConnectionRateBench.GuestInitiatedAsync(session, options.RateConnections, Report.RateConcurrency);
             }
             if (options.Phases.Contains("gc") && placement == placements[0])
             {
                 report.Progress($"{placement} GC over {options.GcBytes >> 20} MiB");
                 report.Gc = await GcBench.RunAsync(session, options.GcBytes);
                 report.GcPlacement = placement;
+            }
+            report.DaemonWarnings.AddRange(session.Daemon.Stderr);
+        }
+
+        if (options.Phases.Contains("multivm"))
+        {
+            await using var session = await Session.StartAsync(options, daemonMask, MultiVmBench.VmCount);
+            report.DaemonCpus[$"{Report.Name(placement)}, {MultiVmBench.VmCount} VMs"] = session.Daemon.ReadStatusText("Cpus_allowed_list");
+            using (var warmup = new CancellationTokenSource(TimeSpan.FromMinutes(2)))
+            {
+                // Every VM's loop and pools once before timing.
+                foreach (var vm in session.Vms)
+                {
+                    var (hosts, guests) = await ThroughputBench.OpenStreamsAsync(session, vm, 1, warmup.Token);
+                    try
+                    {
+                        await ThroughputBench.MoveAsync(session, hosts, guests, Direction.HostToGuest, 64 * 1024, 8L << 20, warmup.Token);
+                    }
+                    finally
+                    {
+                        await ThroughputBench.CloseAsync(hosts, guests);
+                    }
+                }
+            }
+            foreach (var direction in Report.Directions)
+            {
+                report.Progress($"{placement} {MultiVmBench.VmCount} VMs {direction}");
+                report.MultiVm[(placement, direction)] = await MultiVmBench.RunAsync(session, direction, 64 * 1024, options.CellBytes);
             }
             report.DaemonWarnings.AddRange(session.Daemon.Stderr);
         }
@@ -110,11 +153,15 @@ finally
 report.Print();
 return 0;
 
-namespace Vsock.Bench
+// The reference ping-pong (this process on all CPUs), then the host client and the guest client through
+// the daemon (this process back on its placement's CPUs), all under the same load.
+async Task MeasureLatencyAsync(Session session, Placement placement, Load load, ulong driverMask)
 {
-    internal enum Placement
-    {
-        Pinned,
-        Unpinned,
-    }
+    report.Progress($"{placement} latency, {Report.Name(load)}");
+    var warmup = Report.LatencyWarmup(options);
+    CpuPlacement.Apply(Environment.ProcessId, CpuPlacement.AllCpus);
+    report.Latency[(placement, load, RoundTrip.Reference)] = await LatencyBench.ReferenceAsync(scratch, warmup, options.LatencySamples);
+    CpuPlacement.Apply(Environment.ProcessId, driverMask);
+    report.Latency[(placement, load, RoundTrip.HostClient)] = await LatencyBench.HostClientAsync(session, warmup, options.LatencySamples);
+    report.Latency[(placement, load, RoundTrip.GuestClient)] = await LatencyBench.GuestClientAsync(session, warmup, options.LatencySamples);
 }

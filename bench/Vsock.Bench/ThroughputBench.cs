@@ -13,43 +13,20 @@ internal enum Direction
 /// <summary>Bytes per second, and the CPU time of the daemon and of the driver per second of the run (1.0 = one core busy).</summary>
 internal readonly record struct ThroughputResult(double BytesPerSecond, double DaemonCores, double DriverCores);
 
+/// <summary>A run over several streams: all of them together, and each stream's own rate (its bytes over the time it took).</summary>
+internal readonly record struct StreamsResult(ThroughputResult Total, double[] PerStreamBytesPerSecond);
+
 /// <summary>Bulk transfer through the daemon: host application ↔ daemon ↔ guest rings, N parallel streams.</summary>
 internal static class ThroughputBench
 {
-    /// <summary>Moves <paramref name="totalBytes"/> (split over the streams): bytes per second and the CPU each side used.</summary>
+    /// <summary>Moves <paramref name="totalBytes"/> (split over the streams) through the first VM: bytes per second and the CPU each side used.</summary>
     public static async Task<ThroughputResult> RunAsync(Session session, Direction direction, int writeSize, int streams, long totalBytes)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var perStream = totalBytes / streams;
-        var (hosts, guests) = await OpenStreamsAsync(session, streams, cts.Token);
+        var (hosts, guests) = await OpenStreamsAsync(session, session.Vms[0], streams, cts.Token);
         try
         {
-            var daemonCpu = session.Daemon.ReadCpuTime();
-            var driverCpu = Process.GetCurrentProcess().TotalProcessorTime;
-            var stopwatch = Stopwatch.StartNew();
-            var work = new List<Task>();
-            for (var i = 0; i < streams; i++)
-            {
-                var host = hosts[i];
-                var guest = guests[i];
-                if (direction == Direction.HostToGuest)
-                {
-                    work.Add(HostSockets.RunThread("host-send", () => HostSockets.SendBlocking(host, perStream, writeSize)));
-                    work.Add(guest.SinkAsync(perStream).WaitAsync(cts.Token));
-                }
-                else
-                {
-                    work.Add(guest.SourceAsync(perStream, writeSize).WaitAsync(cts.Token));
-                    work.Add(HostSockets.RunThread("host-receive", () => HostSockets.ReceiveBlocking(host, perStream)));
-                }
-            }
-            await Task.WhenAll(work);
-            stopwatch.Stop();
-            var seconds = stopwatch.Elapsed.TotalSeconds;
-            return new ThroughputResult(
-                perStream * streams / seconds,
-                (session.Daemon.ReadCpuTime() - daemonCpu).TotalSeconds / seconds,
-                (Process.GetCurrentProcess().TotalProcessorTime - driverCpu).TotalSeconds / seconds);
+            return (await MoveAsync(session, hosts, guests, direction, writeSize, totalBytes / streams, cts.Token)).Total;
         }
         finally
         {
@@ -57,17 +34,47 @@ internal static class ThroughputBench
         }
     }
 
-    /// <summary>Host-initiated streams (CONNECT/OK), each accepted by the guest.</summary>
-    public static async Task<(Socket[] Hosts, GuestStream[] Guests)> OpenStreamsAsync(Session session, int count, CancellationToken cancellationToken)
+    /// <summary>
+    /// Moves <paramref name="perStream"/> bytes over every stream at once (host writer thread and in-driver
+    /// guest sink, or in-driver guest source and host reader thread) and times it.
+    /// </summary>
+    public static async Task<StreamsResult> MoveAsync(Session session, Socket[] hosts, GuestStream[] guests, Direction direction, int writeSize,
+        long perStream, CancellationToken cancellationToken)
+    {
+        var meter = CpuMeter.Start(session.Daemon);
+        var stopwatch = Stopwatch.StartNew();
+        var work = new Task<double>[hosts.Length];
+        for (var i = 0; i < hosts.Length; i++)
+        {
+            var host = hosts[i];
+            var guest = guests[i];
+            work[i] = direction == Direction.HostToGuest
+                ? Timed(HostSockets.RunThread("host-send", () => HostSockets.SendBlocking(host, perStream, writeSize)), guest.SinkAsync(perStream))
+                : Timed(guest.SourceAsync(perStream, writeSize), HostSockets.RunThread("host-receive", () => HostSockets.ReceiveBlocking(host, perStream)));
+        }
+        var seconds = await Task.WhenAll(work).WaitAsync(cancellationToken);
+        var cpu = meter.Stop();
+        return new StreamsResult(
+            new ThroughputResult(perStream * hosts.Length / cpu.Seconds, cpu.Daemon, cpu.Driver),
+            [.. seconds.Select(s => perStream / s)]);
+
+        async Task<double> Timed(Task a, Task b)
+        {
+            await Task.WhenAll(a, b).WaitAsync(cancellationToken);
+            return stopwatch.Elapsed.TotalSeconds;
+        }
+    }
+
+    /// <summary>Host-initiated streams (CONNECT/OK) to <paramref name="vm"/>, each accepted by its guest.</summary>
+    public static async Task<(Socket[] Hosts, GuestStream[] Guests)> OpenStreamsAsync(Session session, GuestVm vm, int count, CancellationToken cancellationToken)
     {
         var port = session.NextPort();
-        using var listener = session.Guest.Listen(port);
+        using var listener = vm.Guest.Listen(port);
         var hosts = new Socket[count];
         var guests = new GuestStream[count];
         for (var i = 0; i < count; i++)
         {
-            var udsPath = session.Daemon.UdsPath;
-            hosts[i] = await Task.Run(() => HostSockets.ConnectBlocking(udsPath, port), cancellationToken);
+            hosts[i] = await Task.Run(() => HostSockets.ConnectBlocking(vm.UdsPath, port), cancellationToken);
             guests[i] = await listener.AcceptAsync(cancellationToken);
         }
         return (hosts, guests);
@@ -76,7 +83,7 @@ internal static class ThroughputBench
     public static async Task CloseAsync(Socket[] hosts, GuestStream[] guests)
     {
         foreach (var host in hosts)
-            host.Dispose();
-        await Task.WhenAll(guests.Select(g => g.CloseAsync().AsTask()));
+            host?.Dispose();
+        await Task.WhenAll(guests.Where(g => g is not null).Select(g => g.CloseAsync().AsTask()));
     }
 }

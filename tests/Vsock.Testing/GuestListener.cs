@@ -16,6 +16,9 @@ public sealed class GuestListener : IDisposable
 
     public uint Port { get; }
 
+    /// <summary>Set by <see cref="SyntheticGuest.AcceptAndCloseAsync"/>: the driver closes each accepted stream at once.</summary>
+    internal ConnectionChurn? Churn { get; set; }
+
     /// <summary>Connections accepted by the transport and not yet taken.</summary>
     public int PendingCount
     {

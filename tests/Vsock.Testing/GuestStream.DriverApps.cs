@@ -62,6 +62,7 @@ public sealed partial class GuestStream
             }
             app.Pump(this);
             _guest.FinishApplicationIfDone(this);
+            _guest.RearmTxForApplications();
             return app.Completion;
         }
     }
@@ -82,7 +83,10 @@ public sealed partial class GuestStream
         if (Done || State != StreamState.Connected || data.Length > Credit())
             return false;
         if (!_guest.TryPostStreamData(this, data))
+        {
+            _guest.ApplicationWaitsForTx();
             return false;
+        }
         TxCnt += (uint)data.Length;
         return true;
     }

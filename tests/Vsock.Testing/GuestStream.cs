@@ -44,6 +44,9 @@ public sealed partial class GuestStream : IAsyncDisposable
     internal bool PeerReset { get; set; }
     internal CloseOutcome Outcome { get; set; }
 
+    /// <summary>The in-driver accept-and-close or connect-and-close this stream belongs to (benchmarks), if any.</summary>
+    internal ConnectionChurn? Churn { get; set; }
+
     /// <summary>The peer sent RST.</summary>
     public bool IsPeerReset
     {

@@ -152,7 +152,24 @@ public sealed partial class SyntheticGuest
         return false;
     }
 
-    private bool TxRoomWanted => _tx.FreeCount < _tx.Size / 2 || _controlBacklog.Count > 0 || _txSpace.IsArmed;
+    private bool TxRoomWanted => _tx.FreeCount < _tx.Size / 2 || _controlBacklog.Count > 0 || _txSpace.IsArmed || _applicationWaitsForTx;
+
+    /// <summary>A driver application could not post for lack of TX descriptors (cleared when chains are reclaimed).</summary>
+    private bool _applicationWaitsForTx;
+
+    internal void ApplicationWaitsForTx() => _applicationWaitsForTx = true;
+
+    /// <summary>
+    /// With lazy reclaim a driver pass leaves TX interrupts off when the ring has room, and the driver
+    /// applications may fill it right after (later in the same pass, or when one starts). Then TX interrupts
+    /// must come back on, with one more pass if chains were used meanwhile: otherwise a source that waits for
+    /// TX room, with no RX due (no credit update yet), leaves the driver asleep for good (under _sync).
+    /// </summary>
+    internal void RearmTxForApplications()
+    {
+        if (_options.LazyTxReclaim && TxRoomWanted && _tx.EnableInterrupts())
+            _wake.Signal();
+    }
 
     /// <summary>Frees the TX chains the device has used (no other side effects; safe inside TryPostTx).</summary>
     private bool FreeUsedTx()
@@ -176,6 +193,7 @@ public sealed partial class SyntheticGuest
     {
         if (!FreeUsedTx() && !(_options.LazyTxReclaim && (_controlBacklog.Count > 0 || _txSpace.IsArmed)))
             return;
+        _applicationWaitsForTx = false; // the applications retry after this pass, and say so again if still short
         while (_controlBacklog.Count > 0 && TryPostTx(_controlBacklog.Peek(), default))
             _controlBacklog.Dequeue();
         _txSpace.Pulse();

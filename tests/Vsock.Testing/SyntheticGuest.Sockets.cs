@@ -91,6 +91,51 @@ public sealed partial class SyntheticGuest
         }
     }
 
+    /// <summary>
+    /// For benchmarks: listens on <paramref name="port"/> and, inside the driver thread, answers each
+    /// REQUEST with RESPONSE and closes the stream at once, as an application that calls accept() and
+    /// close() on another vCPU would (see <c>ConnectionChurn</c>). Completes once <paramref name="count"/>
+    /// streams have been accepted and are closed; the port stops listening after the last accept.
+    /// </summary>
+    public Task AcceptAndCloseAsync(uint port, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        lock (_sync)
+        {
+            var listener = Listen(port);
+            var churn = new ConnectionChurn(this, count, listener);
+            listener.Churn = churn;
+            return churn.Completion;
+        }
+    }
+
+    /// <summary>
+    /// For benchmarks: connects to <paramref name="cid"/>:<paramref name="port"/> <paramref name="count"/>
+    /// times from inside the driver thread, <paramref name="concurrency"/> at a time; each stream is closed
+    /// as soon as its RESPONSE arrives and the next REQUEST goes out once one is closed. Completes when all
+    /// are closed; fails if one is refused or answered with anything but RESPONSE.
+    /// </summary>
+    public Task ConnectAndCloseAsync(ulong cid, uint port, int count, int concurrency)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(concurrency);
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            var churn = new ConnectionChurn(this, count, cid, port);
+            churn.StartConnecting(concurrency);
+            return churn.Completion;
+        }
+    }
+
+    /// <summary>One REQUEST of a connect-and-close (under _sync).</summary>
+    internal void StartChurnConnect(ConnectionChurn churn, ulong cid, uint port)
+    {
+        var stream = new GuestStream(this, AllocateEphemeralPort(), cid, port, connected: false) { Churn = churn };
+        _streams.Add(stream.Key, stream);
+        SendControl(StreamHeader(stream, VsockOp.Request, 0, 0));
+    }
+
     /// <summary>Every RX packet so far, in arrival order (needs <see cref="SyntheticGuestOptions.RecordReceived"/>).</summary>
     public IReadOnlyList<ReceivedPacket> Received
     {
@@ -244,7 +289,10 @@ public sealed partial class SyntheticGuest
             };
             _streams.Add(key, child);
             SendStreamControl(child, VsockOp.Response, 0);
-            listener.Enqueue(child);
+            if (listener.Churn is { } churn)
+                churn.OnEstablished(child);
+            else
+                listener.Enqueue(child);
             return;
         }
         ResetNoSocket(header);
@@ -273,10 +321,12 @@ public sealed partial class SyntheticGuest
             {
                 case VsockOp.Response:
                     stream.State = StreamState.Connected;
+                    stream.Churn?.OnEstablished(stream);
                     break;
                 case VsockOp.Rst:
                     stream.State = StreamState.Refused;
                     RemoveStream(stream);
+                    stream.Churn?.Fail($"connection to {stream.PeerCid}:{stream.PeerPort} refused");
                     break;
                 case VsockOp.Invalid:
                     break;
@@ -285,6 +335,7 @@ public sealed partial class SyntheticGuest
                     stream.State = StreamState.Failed;
                     stream.FailureOp = op;
                     RemoveStream(stream);
+                    stream.Churn?.Fail($"connection to {stream.PeerCid}:{stream.PeerPort} was answered with {op}");
                     break;
             }
             stream.Changed.Pulse();
@@ -373,6 +424,7 @@ public sealed partial class SyntheticGuest
             RemoveStream(stream);
         stream.DoneSource.TrySetResult();
         stream.Changed.Pulse();
+        stream.Churn?.OnDone();
     }
 
     /// <summary>Ends every wait (disposal or a driver fault): waiters re-check and throw.</summary>
@@ -381,11 +433,15 @@ public sealed partial class SyntheticGuest
         foreach (var stream in _streams.Values)
         {
             stream.App?.Fail("the synthetic guest stopped");
+            stream.Churn?.Fail("the synthetic guest stopped");
             stream.Changed.Pulse();
             stream.DoneSource.TrySetResult();
         }
         foreach (var listener in _listeners.Values)
+        {
+            listener.Churn?.Fail("the synthetic guest stopped");
             listener.Pulse();
+        }
         _txSpace.Pulse();
         _receivedChanged.Pulse();
     }
