@@ -189,10 +189,13 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
         }
         if ((PendingOps & RxOps.CreditUpdate) != 0)
         {
-            // Every packet carries fwd_cnt: if data went out since the update was owed, the guest knows already.
-            if (Credit.FwdCnt != Credit.LastAdvertisedFwdCnt && !TrySend(ref turn, VsockOp.CreditUpdate))
+            // Every packet carries fwd_cnt: if data went out since the update was owed, the guest knows already;
+            // but a CREDIT_REQUEST is always answered (the spec requires it; Linux answers one even when idle).
+            var news = Credit.FwdCnt != Credit.LastAdvertisedFwdCnt || Has(StreamStatus.CreditUpdateAsked);
+            if (news && !TrySend(ref turn, VsockOp.CreditUpdate))
                 return RxFill.OutOfBuffers;
             PendingOps &= ~RxOps.CreditUpdate;
+            Clear(StreamStatus.CreditUpdateAsked);
         }
         if ((PendingOps & RxOps.Shutdown) != 0)
         {
@@ -231,6 +234,7 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
                 break;
             case VsockOp.CreditRequest:
                 PendingOps |= RxOps.CreditUpdate;
+                Set(StreamStatus.CreditUpdateAsked);
                 break;
             case VsockOp.CreditUpdate:
                 break; // recorded above

@@ -293,6 +293,21 @@ public sealed class HostStreamTests : IDisposable
     }
 
     [Fact]
+    public void A_credit_request_gets_one_credit_update()
+    {
+        Establish();
+        for (var i = 0; i < 3; i++)
+            FromGuest(VsockOp.CreditRequest);
+        Tx();
+
+        var update = Assert.Single(Rx());
+        Assert.Equal(VsockOp.CreditUpdate, update.Op);
+        Assert.Equal(TxBufferSize, update.Header.BufAlloc);
+        Assert.Equal(0u, update.Header.FwdCnt);
+        Assert.Empty(Rx());
+    }
+
+    [Fact]
     public void A_guest_shutdown_send_reaches_the_host_as_eof_after_the_buffered_data()
     {
         ShrinkSocketBuffers();
