@@ -292,8 +292,17 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
         }
         Credit.OnReceived(length);
         // Straight from guest memory unless bytes are queued before it (order) or the socket is known full.
-        if (_tx.IsEmpty && Has(StreamStatus.HostWritable) && turn.Gather(this, ref packet))
+        if (_tx.IsEmpty && Has(StreamStatus.HostWritable))
+        {
+            if (turn.Gather(this, ref packet))
+                return;
+            // Too fragmented to lend: what this turn gathered goes first, then the copy, written now (a socket
+            // that never filled up brings no EPOLLOUT edge to flush it later).
+            turn.Flush(this);
+            CopyToTxBuffer(ref packet, length);
+            FlushTxBuffer();
             return;
+        }
         CopyToTxBuffer(ref packet, length);
     }
 

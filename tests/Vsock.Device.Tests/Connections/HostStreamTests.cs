@@ -269,6 +269,21 @@ public sealed class HostStreamTests : IDisposable
     }
 
     [Fact]
+    public void A_payload_too_fragmented_to_lend_is_copied_behind_what_was_gathered_and_written_at_once()
+    {
+        Establish();
+        GuestData("first"u8);
+        var fragmented = Pattern(StreamIo.MaxVectorSegments + 36, 3);
+        _rig.SendTxFragmented(DeviceRig.FromGuest(Key, VsockOp.Rw), fragmented, 1);
+        GuestData("last"u8);
+        Tx();
+
+        // No readiness event comes for a socket that never filled up: the bytes must be out already.
+        Assert.Equal([.. "first"u8, .. fragmented, .. "last"u8], Receive(5 + fragmented.Length + 4));
+        Assert.Equal(0u, Stream.TxBuffered);
+    }
+
+    [Fact]
     public void A_guest_beyond_its_credit_is_reset_and_nothing_reaches_the_host()
     {
         Establish(txBufferSize: 4096);
