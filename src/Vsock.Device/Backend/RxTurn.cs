@@ -186,14 +186,17 @@ public unsafe ref struct RxTurn
     /// <summary>
     /// Pops the next usable RX chain into scratch slot <paramref name="slot"/> (its segments from
     /// <paramref name="segmentStart"/> on) and returns its payload room, at most <paramref name="want"/> (and at
-    /// least 1 when <paramref name="want"/> is not 0). Unusable chains on the way are handed back empty.
+    /// least 1 when <paramref name="want"/> is not 0). Unusable chains on the way are handed back empty; but one met
+    /// after chains already taken for this read (<paramref name="slot"/> &gt; 0) is left on the ring and ends the
+    /// take: completing it now would keep those chains from going back to the ring if the read comes up short.
     /// </summary>
     private bool TryTakeChain(int slot, int segmentStart, uint want, out uint capacity)
     {
         capacity = 0;
+        var firstOfRead = slot == 0;
         while (true)
         {
-            var status = _queue.TryPop(out var chain, out var chainError);
+            var status = _queue.TryPop(out var chain, out var chainError, completeMalformed: firstOfRead);
             if (status == PopStatus.Empty)
             {
                 if (_queue.IsBroken)
@@ -209,6 +212,11 @@ public unsafe ref struct RxTurn
             }
             if (status == PopStatus.Malformed)
             {
+                if (!firstOfRead)
+                {
+                    _queue.Rewind(1); // the next read takes it first, and hands it back then
+                    return false;
+                }
                 _used++; // the queue completed it with length 0
                 if (_log.Allow(LogTopic.BadChain))
                     _log.Warning($"RX descriptor chain dropped: {chainError}");
@@ -219,6 +227,11 @@ public unsafe ref struct RxTurn
                 error = VsockPacketError.DescriptorLengthTooSmall; // a header-only buffer cannot carry payload
             if (error != VsockPacketError.None)
             {
+                if (!firstOfRead)
+                {
+                    _queue.Rewind(1);
+                    return false;
+                }
                 _queue.AddUsed(chain.HeadIndex, 0);
                 _used++;
                 if (_log.Allow(LogTopic.BadChain))
@@ -302,8 +315,9 @@ public unsafe ref struct RxTurn
     }
 
     /// <summary>
-    /// Slots [<paramref name="from"/>, <paramref name="to"/>) got no data: back to the ring, or, where a completion
-    /// came between (an unusable chain on the way), handed back empty.
+    /// Slots [<paramref name="from"/>, <paramref name="to"/>) got no data: back to the ring. Nothing was completed
+    /// since they were taken (<see cref="TryTakeChain"/> stops at an unusable chain), so all of them can be; were that
+    /// ever not so, the ones that cannot would be handed back empty rather than lost.
     /// </summary>
     private void GiveBack(int from, int to)
     {

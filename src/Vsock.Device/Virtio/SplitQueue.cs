@@ -97,7 +97,11 @@ public sealed unsafe class SplitQueue
     /// when its head index is valid, already completed with used length 0; <paramref name="error"/> says why and
     /// <paramref name="chain"/> carries only the head index. The caller logs and continues.
     /// </summary>
-    public PopStatus TryPop(out DescriptorChain chain, out ChainError error)
+    /// <param name="completeMalformed">
+    /// False: a malformed chain is popped but not completed, and can be given back with <see cref="Rewind"/> like a
+    /// good one (so chains popped before it stay rewindable); the caller rewinds it, or completes it itself.
+    /// </param>
+    public PopStatus TryPop(out DescriptorChain chain, out ChainError error, bool completeMalformed = true)
     {
         chain = default;
         error = ChainError.None;
@@ -112,8 +116,8 @@ public sealed unsafe class SplitQueue
         if (head >= Size)
         {
             // No descriptor to give back: the used ring only takes valid heads. Consumed for good, so
-            // nothing popped before it can be rewound past it.
-            _rewindable = 0;
+            // nothing popped before it can be rewound past it (unless the caller asked to rewind it).
+            _rewindable = completeMalformed ? 0 : _rewindable + 1;
             error = ChainError.HeadIndexOutOfRange;
             chain = new DescriptorChain(head, default, 0, 0);
             return PopStatus.Malformed;
@@ -122,7 +126,10 @@ public sealed unsafe class SplitQueue
         error = Walk(head, out var count, out var readable, out var writable);
         if (error != ChainError.None)
         {
-            AddUsed(head, 0);
+            if (completeMalformed)
+                AddUsed(head, 0);
+            else
+                _rewindable++;
             chain = new DescriptorChain(head, default, 0, 0);
             return PopStatus.Malformed;
         }
