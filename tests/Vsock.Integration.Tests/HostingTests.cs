@@ -65,6 +65,14 @@ public sealed class HostingTests
             Assert.True(((ActorRefWithCell)device).Underlying.IsTerminated);
             Assert.False(File.Exists(settings.Socket));
             Assert.False(File.Exists(settings.UdsPath));
+            // The error reaches the event stream's subscriber after the device stopped, not before.
+            bool Said()
+            {
+                lock (errors)
+                    return errors.Exists(e => e.Contains("must run on a vsock event-loop dispatcher"));
+            }
+            while (!Said() && DateTime.UtcNow < deadline)
+                await Task.Delay(10);
             lock (errors)
                 Assert.Contains(errors, e => e.Contains("must run on a vsock event-loop dispatcher"));
         }
