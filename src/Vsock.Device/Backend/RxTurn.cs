@@ -42,6 +42,7 @@ public unsafe ref struct RxTurn
     private readonly EventFd? _call;
     private readonly DeviceLog _log;
     private int _used;
+    private uint _payloadBytes;
     private bool _dry;
 
     internal RxTurn(SplitQueue queue, GuestMemory memory, RxScratch scratch, EventFd? call, DeviceLog log)
@@ -58,6 +59,9 @@ public unsafe ref struct RxTurn
 
     /// <summary>The ring ran out of buffers in this turn (kicks are re-armed, so the guest's next buffer brings a kick).</summary>
     public readonly bool RanDry => _dry;
+
+    /// <summary>Payload bytes written into RX buffers in this turn so far (headers not counted).</summary>
+    public readonly uint PayloadBytes => _payloadBytes;
 
     /// <summary>Writes a header-only packet into the next RX buffer. False (nothing written) if the guest has none.</summary>
     public bool TryWriteControl(in VsockHeader header)
@@ -97,6 +101,7 @@ public unsafe ref struct RxTurn
             source = source[n..];
         }
         Complete(0, (uint)written);
+        _payloadBytes += (uint)written;
         return true;
     }
 
@@ -149,6 +154,7 @@ public unsafe ref struct RxTurn
             return RxReadResult.Error;
         }
         bytes = n;
+        _payloadBytes += (uint)n;
         // The bytes filled the buffers in order: the first ones are full, one is partial, the rest are empty.
         var remaining = (uint)n;
         var filled = 0;

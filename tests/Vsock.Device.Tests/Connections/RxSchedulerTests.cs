@@ -67,17 +67,46 @@ public sealed class RxSchedulerTests : IDisposable
         b.Feed(1000);
         _rig.PostRxBuffers(200);
 
-        var ports = Fill().Select(p => p.Header.SrcPort).ToList();
+        var runs = Runs(Fill());
 
-        var runs = new List<int>();
-        for (var i = 0; i < ports.Count; i++)
+        Assert.True(runs.Count >= 10);
+        Assert.All(runs.SkipLast(1), r => Assert.Equal(17, r));
+    }
+
+    [Fact]
+    public void A_stream_that_keeps_running_the_ring_dry_goes_behind_the_others_once_it_had_its_quantum()
+    {
+        // The guest posts a few buffers per turn (fewer than a quantum's worth): whoever is first runs the ring dry
+        // every turn. Its place at the front lasts for one quantum over those turns, not for ever.
+        var a = NewStream(1024);
+        var b = NewStream(1025);
+        a.Feed(1000);
+        b.Feed(1000);
+        var packets = new List<RxPacket>();
+        for (var turn = 0; turn < 20; turn++)
         {
-            if (i == 0 || ports[i] != ports[i - 1])
+            _rig.PostRxBuffers(5);
+            packets.AddRange(Fill());
+        }
+
+        var runs = Runs(packets);
+
+        Assert.Equal(100, packets.Count);
+        Assert.True(runs.Count >= 5);
+        Assert.All(runs.SkipLast(1), r => Assert.Equal(17, r));
+    }
+
+    /// <summary>Lengths of the runs of consecutive packets from one stream.</summary>
+    private static List<int> Runs(List<RxPacket> packets)
+    {
+        var runs = new List<int>();
+        for (var i = 0; i < packets.Count; i++)
+        {
+            if (i == 0 || packets[i].Header.SrcPort != packets[i - 1].Header.SrcPort)
                 runs.Add(0);
             runs[^1]++;
         }
-        Assert.True(runs.Count >= 10);
-        Assert.All(runs.SkipLast(1), r => Assert.Equal(17, r));
+        return runs;
     }
 
     [Fact]
