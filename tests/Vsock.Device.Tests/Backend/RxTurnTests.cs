@@ -424,6 +424,20 @@ public sealed class RxTurnTests : IDisposable
     }
 
     [Fact]
+    public void The_turn_counts_the_payload_bytes_it_wrote_not_the_headers()
+    {
+        _rig.PostRxBuffers(4);
+        _peer.Send(Pattern(5000, 12));
+        Assert.True(_rig.Backend.TryBeginRx(out var turn));
+        Assert.True(turn.TryWriteControl(Template(VsockOp.CreditUpdate)));
+        Assert.Equal(0u, turn.PayloadBytes);
+        Assert.True(turn.TryWriteData(Template(), Pattern(100, 13), out _));
+        Assert.Equal(RxReadResult.Data, turn.ReadFrom(_ours.Handle, Template(), 65536, out _, out _, out _));
+        Assert.Equal(5100u, turn.PayloadBytes);
+        turn.Complete();
+    }
+
+    [Fact]
     public void An_empty_turn_publishes_nothing_and_notifies_nobody()
     {
         _rig.PostRx();
