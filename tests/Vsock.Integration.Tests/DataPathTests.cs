@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Sockets;
 using Vsock.Testing;
 
@@ -212,10 +211,10 @@ public sealed class DataPathTests
         // Far more than the daemon's TX buffer plus the host socket's buffers can hold.
         var data = GuestIo.Pattern(16 << 20, 6);
         var write = stream.WriteAsync(data, cts.Token).AsTask();
-        var stalledAt = await WaitForStallAsync(() => stream.BytesSent, TimeSpan.FromMilliseconds(300), cts.Token);
+        var stalledAt = await Scenario.WaitForStallAsync(() => stream.BytesSent, TimeSpan.FromMilliseconds(300), cts.Token);
         Assert.False(write.IsCompleted, "the whole write went through although the host never read");
         Assert.True(stalledAt < data.Length);
-        await WaitUntilAsync(() => stream.PeerCredit == 0, cts.Token); // blocked on credit, not on anything else
+        await Scenario.WaitUntilAsync(() => stream.PeerCredit == 0, cts.Token); // blocked on credit, not on anything else
 
         var received = await ReceiveExactlyAsync(host, data.Length, cts.Token);
         await write;
@@ -237,7 +236,7 @@ public sealed class DataPathTests
         var data = GuestIo.Pattern(8 << 20, 7);
         var send = HostSide.SendAllAsync(host, data, cts.Token);
         // The guest does not read: the daemon may send only buf_alloc (256 KiB) bytes.
-        await WaitForStallAsync(() => (long)stream.BytesBuffered, TimeSpan.FromMilliseconds(300), cts.Token);
+        await Scenario.WaitForStallAsync(() => (long)stream.BytesBuffered, TimeSpan.FromMilliseconds(300), cts.Token);
         Assert.InRange(stream.BytesBuffered, 1, 256 * 1024);
         Assert.False(send.IsCompleted);
 
@@ -260,29 +259,5 @@ public sealed class DataPathTests
             done += n;
         }
         return buffer;
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, CancellationToken cancellationToken)
-    {
-        while (!condition())
-            await Task.Delay(10, cancellationToken);
-    }
-
-    /// <summary>Waits until <paramref name="progress"/> stops changing for <paramref name="quiet"/>; returns its value then.</summary>
-    private static async Task<long> WaitForStallAsync(Func<long> progress, TimeSpan quiet, CancellationToken cancellationToken)
-    {
-        var last = progress();
-        var since = Stopwatch.StartNew();
-        while (since.Elapsed < quiet)
-        {
-            await Task.Delay(20, cancellationToken);
-            var now = progress();
-            if (now != last)
-            {
-                last = now;
-                since.Restart();
-            }
-        }
-        return last;
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using Vsock.Testing;
@@ -66,5 +67,29 @@ public static class Scenario
     {
         Assert.Null(guest.DriverFault);
         Assert.Empty(guest.Violations);
+    }
+
+    public static async Task WaitUntilAsync(Func<bool> condition, CancellationToken cancellationToken)
+    {
+        while (!condition())
+            await Task.Delay(10, cancellationToken);
+    }
+
+    /// <summary>Waits until <paramref name="progress"/> stops changing for <paramref name="quiet"/>; returns its value then.</summary>
+    public static async Task<long> WaitForStallAsync(Func<long> progress, TimeSpan quiet, CancellationToken cancellationToken)
+    {
+        var last = progress();
+        var since = Stopwatch.StartNew();
+        while (since.Elapsed < quiet)
+        {
+            await Task.Delay(20, cancellationToken);
+            var now = progress();
+            if (now != last)
+            {
+                last = now;
+                since.Restart();
+            }
+        }
+        return last;
     }
 }

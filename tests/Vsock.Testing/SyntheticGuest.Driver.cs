@@ -263,6 +263,8 @@ public sealed partial class SyntheticGuest
     /// <summary>Posts RX buffers while descriptors are free; kicks when the device wants to hear about them.</summary>
     private void FillRx(bool kick)
     {
+        if (_rxRefillPaused)
+            return;
         var perBuffer = _options.RxLayout == RxLayout.TwoDescriptors ? 2 : 1;
         Span<ushort> chain = stackalloc ushort[2];
         var posted = false;

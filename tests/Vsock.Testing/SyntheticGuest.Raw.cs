@@ -7,6 +7,7 @@ public sealed partial class SyntheticGuest
 {
     private readonly HashSet<ushort> _rawRxHeads = [];
     private readonly List<(ushort Head, uint UsedLength)> _rawRxUsed = [];
+    private bool _rxRefillPaused;
 
     /// <summary>
     /// Posts <paramref name="chain"/> into the RX ring exactly as given (needs free RX descriptors: see
@@ -26,6 +27,40 @@ public sealed partial class SyntheticGuest
             if (_rx.KickNeeded())
                 KickRxNow();
             return head;
+        }
+    }
+
+    /// <summary>
+    /// Stops reposting RX buffers as the device uses them (a guest that falls behind): once the device has used the
+    /// ones posted, it has none until <see cref="ResumeRxRefill"/>.
+    /// </summary>
+    public void PauseRxRefill()
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            _rxRefillPaused = true;
+        }
+    }
+
+    /// <summary>Stocks the RX ring again (kicking if the device asks) and keeps it stocked.</summary>
+    public void ResumeRxRefill()
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            _rxRefillPaused = false;
+            FillRx(kick: true);
+        }
+    }
+
+    /// <summary>RX buffers posted and not yet returned by the device (raw chains included).</summary>
+    public int RxBuffersPosted
+    {
+        get
+        {
+            lock (_sync)
+                return _rx.ChainsInFlight;
         }
     }
 

@@ -125,7 +125,7 @@ public sealed partial class SyntheticGuest : IAsyncDisposable
         if ((OfferedFeatures & VirtioFeatures.ProtocolFeatures) != 0)
         {
             var offered = client.CallU64(VhostUserRequest.GetProtocolFeatures, timeout);
-            ProtocolFeatures = offered & VhostUserProtocolFeatures.Wanted;
+            ProtocolFeatures = offered & (VhostUserProtocolFeatures.Wanted | _options.ExtraProtocolFeatures);
             SendChecked(VhostUserRequest.SetProtocolFeatures, U64(u64, ProtocolFeatures));
         }
         if ((ProtocolFeatures & VhostUserProtocolFeatures.Mq) != 0)

@@ -112,6 +112,12 @@ public sealed record SyntheticGuestOptions
     /// <summary>RX descriptors the driver leaves unstocked, for a hostile-guest test's <see cref="SyntheticGuest.PostRawRx"/>.</summary>
     public int RxReserve { get; init; }
 
+    /// <summary>
+    /// Protocol features to negotiate beyond QEMU 7.2's vsock set (if the back end offers them), e.g.
+    /// <see cref="VhostUser.VhostUserProtocolFeatures.ConfigureMemSlots"/> for ADD_MEM_REG/REM_MEM_REG tests.
+    /// </summary>
+    public ulong ExtraProtocolFeatures { get; init; }
+
     internal void Validate()
     {
         if (QueueSize == 0 || (QueueSize & (QueueSize - 1)) != 0 || QueueSize > 32768)

@@ -1,4 +1,3 @@
-using System.Buffers;
 using Akka.Actor;
 using Vsock.Device.Connections;
 using Vsock.Device.Diagnostics;
@@ -115,6 +114,6 @@ internal sealed class SiblingLinks(IActorRef self, IActorRef router, StreamTable
     private static void Return(byte[]? payload)
     {
         if (payload is not null)
-            ArrayPool<byte>.Shared.Return(payload);
+            PayloadPool.Return(payload);
     }
 }

@@ -1,6 +1,6 @@
-using System.Buffers;
 using Akka.Actor;
 using Akka.Event;
+using Vsock.Device.Connections;
 using Vsock.Device.Packets;
 using static Vsock.Actors.Routing.GroupRouterProtocol;
 
@@ -69,7 +69,7 @@ public sealed class GroupRouterActor : UntypedActor
             return;
         }
         if (packet.Data is not null)
-            ArrayPool<byte>.Shared.Return(packet.Data);
+            PayloadPool.Return(packet.Data);
         if (h.Op != VsockOp.Rst)
             Sender.Tell(new SiblingUnreachable(h, refusal));
     }

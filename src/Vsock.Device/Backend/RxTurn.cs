@@ -43,6 +43,7 @@ public unsafe ref struct RxTurn
     private readonly EventFd? _call;
     private readonly DeviceLog _log;
     private int _used;
+    private uint _payloadBytes;
     private bool _dry;
 
     internal RxTurn(SplitQueue queue, GuestMemory memory, RxScratch scratch, EventFd? call, DeviceLog log)
@@ -59,6 +60,9 @@ public unsafe ref struct RxTurn
 
     /// <summary>The ring ran out of buffers in this turn (kicks are re-armed, so the guest's next buffer brings a kick).</summary>
     public readonly bool RanDry => _dry;
+
+    /// <summary>Payload bytes written into RX buffers in this turn so far (headers not counted).</summary>
+    public readonly uint PayloadBytes => _payloadBytes;
 
     /// <summary>Writes a header-only packet into the next RX buffer. False (nothing written) if the guest has none.</summary>
     public bool TryWriteControl(in VsockHeader header)
@@ -100,6 +104,7 @@ public unsafe ref struct RxTurn
             source = source[n..];
         }
         Complete(0, (uint)written);
+        _payloadBytes += (uint)written;
         return true;
     }
 
@@ -154,6 +159,7 @@ public unsafe ref struct RxTurn
             return RxReadResult.Error;
         }
         bytes = n;
+        _payloadBytes += (uint)n;
         // The bytes filled the buffers in order: the first ones are full, one is partial, the rest are empty.
         var remaining = (uint)n;
         var filled = 0;
@@ -191,7 +197,9 @@ public unsafe ref struct RxTurn
     /// <summary>
     /// Pops the next usable RX chain into scratch slot <paramref name="slot"/> (its segments from
     /// <paramref name="segmentStart"/> on) and returns its payload room, at most <paramref name="want"/> (and at
-    /// least 1 when <paramref name="want"/> is not 0). Unusable chains on the way are handed back empty.
+    /// least 1 when <paramref name="want"/> is not 0). Unusable chains on the way are handed back empty; but one met
+    /// after chains already taken for this read (<paramref name="slot"/> &gt; 0) is left on the ring and ends the
+    /// take: completing it now would keep those chains from going back to the ring if the read comes up short.
     /// </summary>
     private bool TryTakeChain(int slot, int segmentStart, uint want, out uint capacity)
     {
@@ -321,8 +329,9 @@ public unsafe ref struct RxTurn
     }
 
     /// <summary>
-    /// Slots [<paramref name="from"/>, <paramref name="to"/>) got no data: back to the ring, or, where a completion
-    /// came between (an unusable chain on the way), handed back empty.
+    /// Slots [<paramref name="from"/>, <paramref name="to"/>) got no data: back to the ring. Nothing was completed
+    /// since they were taken (<see cref="TryTakeChain"/> stops at an unusable chain), so all of them can be; were that
+    /// ever not so, the ones that cannot would be handed back empty rather than lost.
     /// </summary>
     private void GiveBack(int from, int to)
     {

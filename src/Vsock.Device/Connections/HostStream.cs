@@ -190,10 +190,13 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
         }
         if ((PendingOps & RxOps.CreditUpdate) != 0)
         {
-            // Every packet carries fwd_cnt: if data went out since the update was owed, the guest knows already.
-            if (Credit.FwdCnt != Credit.LastAdvertisedFwdCnt && !TrySend(ref turn, VsockOp.CreditUpdate))
+            // Every packet carries fwd_cnt: if data went out since the update was owed, the guest knows already;
+            // but a CREDIT_REQUEST is always answered (the spec requires it; Linux answers one even when idle).
+            var news = Credit.FwdCnt != Credit.LastAdvertisedFwdCnt || Has(StreamStatus.CreditUpdateAsked);
+            if (news && !TrySend(ref turn, VsockOp.CreditUpdate))
                 return RxFill.OutOfBuffers;
             PendingOps &= ~RxOps.CreditUpdate;
+            Clear(StreamStatus.CreditUpdateAsked);
         }
         if ((PendingOps & RxOps.Shutdown) != 0)
         {
@@ -232,6 +235,7 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
                 break;
             case VsockOp.CreditRequest:
                 PendingOps |= RxOps.CreditUpdate;
+                Set(StreamStatus.CreditUpdateAsked);
                 break;
             case VsockOp.CreditUpdate:
                 break; // recorded above
@@ -289,8 +293,17 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
         }
         Credit.OnReceived(length);
         // Straight from guest memory unless bytes are queued before it (order) or the socket is known full.
-        if (_tx.IsEmpty && Has(StreamStatus.HostWritable) && turn.Gather(this, ref packet))
+        if (_tx.IsEmpty && Has(StreamStatus.HostWritable))
+        {
+            if (turn.Gather(this, ref packet))
+                return;
+            // Too fragmented to lend: what this turn gathered goes first, then the copy, written now (a socket
+            // that never filled up brings no EPOLLOUT edge to flush it later).
+            turn.Flush(this);
+            CopyToTxBuffer(ref packet, length);
+            FlushTxBuffer();
             return;
+        }
         CopyToTxBuffer(ref packet, length);
     }
 

@@ -9,7 +9,8 @@ namespace Vsock.Device.Connections;
 /// duplicates), and the packets the device answers itself (an RST for a packet on no stream). When the guest has
 /// RX buffers the device lends them with <see cref="Fill"/>: its own replies first, then the streams round-robin,
 /// each filling at most <see cref="Quantum"/> payload bytes per round, so a flood on one stream cannot starve
-/// another. A stream that runs the ring dry keeps its place at the front.
+/// another. A stream that runs the ring dry keeps its place at the front for the rest of its quantum, which it may
+/// use over several turns (a guest that posts a few buffers at a time gets the streams in turn too).
 ///
 /// Akka-free and single-threaded: the VM's device owns it on the VM's event-loop thread.
 /// </summary>
@@ -29,6 +30,8 @@ public sealed class RxScheduler : IStreamHost
     private readonly Action _requestTurn;
     private readonly Action<VsockStream> _finished;
     private bool _turnRequested;
+    /// <summary>Payload bytes the stream at the front has sent in its current round (over turns that ran the ring dry).</summary>
+    private uint _frontSpent;
 
     /// <param name="requestTurn">Asks the device for an RX turn soon (sends itself a message); coalesced here.</param>
     /// <param name="finished">A stream is over: the device drops it and stops its owner.</param>
@@ -102,20 +105,32 @@ public sealed class RxScheduler : IStreamHost
             if (stream.Has(StreamStatus.Finished))
             {
                 _ready.Dequeue();
+                _frontSpent = 0;
                 stream.MarkRxQueued(false);
                 continue;
             }
-            switch (stream.FillRx(ref turn, Quantum))
+            var before = turn.PayloadBytes;
+            var result = stream.FillRx(ref turn, Quantum - _frontSpent);
+            _frontSpent += turn.PayloadBytes - before;
+            switch (result)
             {
+                case RxFill.OutOfBuffers when _frontSpent < Quantum:
+                    WaitingForBuffers = true;
+                    return; // first again when the guest posts buffers, for the rest of its quantum
                 case RxFill.OutOfBuffers:
                     WaitingForBuffers = true;
-                    return; // first again when the guest posts buffers
+                    _ready.Dequeue();
+                    _ready.Enqueue(stream);
+                    _frontSpent = 0;
+                    return;
                 case RxFill.More:
                     _ready.Dequeue();
                     _ready.Enqueue(stream);
+                    _frontSpent = 0;
                     break;
                 default:
                     _ready.Dequeue();
+                    _frontSpent = 0;
                     stream.MarkRxQueued(false);
                     if (stream.HasRxWork)
                         ScheduleRx(stream); // something new came up during its turn
@@ -139,6 +154,7 @@ public sealed class RxScheduler : IStreamHost
         _replies.Clear();
         _turnRequested = false;
         WaitingForBuffers = false;
+        _frontSpent = 0;
     }
 
     /// <summary>Asks the device for an RX turn unless one is asked for already.</summary>

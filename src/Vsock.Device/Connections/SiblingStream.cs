@@ -1,4 +1,3 @@
-using System.Buffers;
 using Vsock.Device.Backend;
 using Vsock.Device.Diagnostics;
 using Vsock.Device.Packets;
@@ -127,7 +126,7 @@ public sealed class SiblingStream : VsockStream
                     return;
                 }
                 Credit.OnSent(h.Len);
-                payload = ArrayPool<byte>.Shared.Rent((int)h.Len);
+                payload = PayloadPool.Rent((int)h.Len);
                 packet.CopyDataTo(payload.AsSpan(0, (int)h.Len));
                 break;
             case VsockOp.Rst:
@@ -177,6 +176,6 @@ public sealed class SiblingStream : VsockStream
     private static void Return(byte[]? payload)
     {
         if (payload is not null)
-            ArrayPool<byte>.Shared.Return(payload);
+            PayloadPool.Return(payload);
     }
 }

@@ -32,4 +32,6 @@ public enum StreamStatus : ushort
     RxQueued = 1 << 10,
     /// <summary>Over: its last packet (RST) went out, or the guest reset it. The device drops it from its table.</summary>
     Finished = 1 << 11,
+    /// <summary>The guest sent CREDIT_REQUEST: the CREDIT_UPDATE owed is its answer and goes out even if it tells nothing new.</summary>
+    CreditUpdateAsked = 1 << 12,
 }

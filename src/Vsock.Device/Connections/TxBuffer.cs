@@ -1,4 +1,3 @@
-using System.Buffers;
 
 namespace Vsock.Device.Connections;
 
@@ -43,7 +42,7 @@ public sealed class TxBuffer : IDisposable
     /// <summary>The free space as up to two spans (the ring wraps), for a caller that fills them and then calls <see cref="Commit"/>.</summary>
     public void GetWritable(out Span<byte> first, out Span<byte> second)
     {
-        var storage = _storage ??= ArrayPool<byte>.Shared.Rent((int)Capacity);
+        var storage = _storage ??= PayloadPool.Rent((int)Capacity);
         var size = (int)Capacity;
         var tail = (_head + (int)Length) % size;
         var free = (int)Free;
@@ -97,7 +96,7 @@ public sealed class TxBuffer : IDisposable
         if (_storage is { } storage)
         {
             _storage = null;
-            ArrayPool<byte>.Shared.Return(storage);
+            PayloadPool.Return(storage);
         }
     }
 }

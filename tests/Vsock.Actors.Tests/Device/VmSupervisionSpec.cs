@@ -32,41 +32,44 @@ public sealed class VmSupervisionSpec : TestKit, IDisposable
         UdsPath = Path.Combine(_dir, $"vm{cid}.vsock"),
     };
 
-    private VmSupervisor.CurrentDevice DeviceOf(IActorRef devices, ulong cid)
+    private static async Task<VmSupervisor.CurrentDevice> DeviceOfAsync(IActorRef devices, ulong cid)
     {
-        var vm = devices.Ask<IActorRef>(new VsockDevicesActor.GetVm(cid), Wait).Result;
-        return vm.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, Wait).Result;
+        var vm = await devices.Ask<IActorRef>(new VsockDevicesActor.GetVm(cid), Wait);
+        return await CurrentDeviceAsync(vm);
     }
 
+    private static Task<VmSupervisor.CurrentDevice> CurrentDeviceAsync(IActorRef vm) =>
+        vm.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, Wait);
+
     [Fact]
-    public void A_failing_device_is_replaced_and_its_sibling_is_untouched()
+    public async Task A_failing_device_is_replaced_and_its_sibling_is_untouched()
     {
         var router = Sys.ActorOf(GroupRouterActor.Props());
         var devices = Sys.ActorOf(VsockDevicesActor.Props([Vm(3), Vm(4)], router));
-        AwaitCondition(() => File.Exists(Vm(3).Socket) && File.Exists(Vm(4).Socket) && File.Exists(Vm(3).UdsPath!), Wait);
-        var before3 = DeviceOf(devices, 3).Device!;
-        var before4 = DeviceOf(devices, 4).Device!;
+        await AwaitConditionAsync(() => Task.FromResult(File.Exists(Vm(3).Socket) && File.Exists(Vm(4).Socket) && File.Exists(Vm(3).UdsPath!)), Wait);
+        var before3 = (await DeviceOfAsync(devices, 3)).Device!;
+        var before4 = (await DeviceOfAsync(devices, 4)).Device!;
         Watch(before3);
 
         before3.Tell(Kill.Instance); // the device throws (ActorKilledException): stopped, as any failing fd owner
 
-        ExpectTerminated(before3, Wait);
-        AwaitCondition(() => DeviceOf(devices, 3) is { Device: not null, Restarts: 1 }, Wait);
-        Assert.NotEqual(before3, DeviceOf(devices, 3).Device);
-        Assert.Equal(before4, DeviceOf(devices, 4).Device);
-        Assert.Equal(0, DeviceOf(devices, 4).Restarts);
+        await ExpectTerminatedAsync(before3, Wait);
+        await AwaitConditionAsync(async () => await DeviceOfAsync(devices, 3) is { Device: not null, Restarts: 1 }, Wait);
+        Assert.NotEqual(before3, (await DeviceOfAsync(devices, 3)).Device);
+        Assert.Equal(before4, (await DeviceOfAsync(devices, 4)).Device);
+        Assert.Equal(0, (await DeviceOfAsync(devices, 4)).Restarts);
         // The replacement listens again on the same paths.
-        AwaitCondition(() => File.Exists(Vm(3).Socket) && File.Exists(Vm(3).UdsPath!), Wait);
+        await AwaitConditionAsync(() => Task.FromResult(File.Exists(Vm(3).Socket) && File.Exists(Vm(3).UdsPath!)), Wait);
         using var vmm = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         vmm.Connect(new UnixDomainSocketEndPoint(Vm(3).Socket));
     }
 
     [Fact]
-    public void A_host_client_is_closed_at_once_while_no_guest_driver_runs()
+    public async Task A_host_client_is_closed_at_once_while_no_guest_driver_runs()
     {
         var router = Sys.ActorOf(GroupRouterActor.Props());
         Sys.ActorOf(VsockDevicesActor.Props([Vm(5)], router));
-        AwaitCondition(() => File.Exists(Vm(5).UdsPath!), Wait);
+        await AwaitConditionAsync(() => Task.FromResult(File.Exists(Vm(5).UdsPath!)), Wait);
         using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         client.Connect(new UnixDomainSocketEndPoint(Vm(5).UdsPath!));
         client.ReceiveTimeout = 5000;
@@ -84,30 +87,32 @@ public sealed class VmSupervisionSpec : TestKit, IDisposable
     }
 
     [Fact]
-    public void A_duplicate_cid_is_refused_and_not_restarted()
+    public async Task A_duplicate_cid_is_refused_and_not_restarted()
     {
         var router = Sys.ActorOf(GroupRouterActor.Props());
         var first = Sys.ActorOf(VmSupervisor.Props(Vm(6), router));
-        AwaitCondition(() => File.Exists(Vm(6).Socket), Wait);
-        AwaitCondition(() => router.Ask<GroupRouterProtocol.Registrations>(GroupRouterProtocol.GetRegistrations.Instance, Wait).Result.GroupsByCid.ContainsKey(6), Wait);
+        await AwaitConditionAsync(() => Task.FromResult(File.Exists(Vm(6).Socket)), Wait);
+        await AwaitConditionAsync(async () =>
+            (await router.Ask<GroupRouterProtocol.Registrations>(GroupRouterProtocol.GetRegistrations.Instance, Wait)).GroupsByCid.ContainsKey(6), Wait);
         var clash = Vm(6) with { Socket = Path.Combine(_dir, "other.socket"), UdsPath = Path.Combine(_dir, "other.vsock") };
         var second = Sys.ActorOf(VmSupervisor.Props(clash, router));
-        AwaitCondition(() => second.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, Wait).Result.Device is null, Wait);
-        Thread.Sleep(VmSupervisor.RestartDelay * 2);
-        Assert.Null(second.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, Wait).Result.Device);
-        Assert.NotNull(first.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, Wait).Result.Device);
+        await AwaitConditionAsync(async () => (await CurrentDeviceAsync(second)).Device is null, Wait);
+        // Long enough for a restart to have happened had one been scheduled.
+        await Task.Delay(VmSupervisor.RestartDelay * 2);
+        Assert.Null((await CurrentDeviceAsync(second)).Device);
+        Assert.NotNull((await CurrentDeviceAsync(first)).Device);
         Assert.False(File.Exists(clash.Socket)); // the refused device cleaned up after itself
     }
 
     [Fact]
-    public void Stopping_a_device_removes_the_socket_files_it_created()
+    public async Task Stopping_a_device_removes_the_socket_files_it_created()
     {
         var router = Sys.ActorOf(GroupRouterActor.Props());
         var vm = Sys.ActorOf(VmSupervisor.Props(Vm(7), router));
-        AwaitCondition(() => File.Exists(Vm(7).Socket) && File.Exists(Vm(7).UdsPath!), Wait);
+        await AwaitConditionAsync(() => Task.FromResult(File.Exists(Vm(7).Socket) && File.Exists(Vm(7).UdsPath!)), Wait);
         Watch(vm);
         Sys.Stop(vm);
-        ExpectTerminated(vm, Wait);
-        AwaitCondition(() => !File.Exists(Vm(7).Socket) && !File.Exists(Vm(7).UdsPath!), Wait);
+        await ExpectTerminatedAsync(vm, Wait);
+        await AwaitConditionAsync(() => Task.FromResult(!File.Exists(Vm(7).Socket) && !File.Exists(Vm(7).UdsPath!)), Wait);
     }
 }

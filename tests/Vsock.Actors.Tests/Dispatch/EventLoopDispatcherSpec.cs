@@ -15,17 +15,17 @@ public sealed class EventLoopDispatcherSpec() : TestKit(VsockTestKitConfig.Confi
         public WhereAmI() => ReceiveAny(_ => Sender.Tell((EventLoop.Current, Environment.CurrentManagedThreadId)));
     }
 
-    private (EventLoop? Loop, int Thread) Ask(IActorRef actor) =>
-        actor.Ask<(EventLoop?, int)>("where", TimeSpan.FromSeconds(5)).Result;
+    private static Task<(EventLoop? Loop, int Thread)> AskAsync(IActorRef actor) =>
+        actor.Ask<(EventLoop?, int)>("where", TimeSpan.FromSeconds(10));
 
     [Fact]
-    public void Actors_of_one_vm_share_its_loop_thread_and_another_vm_has_its_own()
+    public async Task Actors_of_one_vm_share_its_loop_thread_and_another_vm_has_its_own()
     {
         var vm7 = VsockDispatchers.ForVm(Sys, 7);
-        var a = Ask(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(vm7)));
-        var b = Ask(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(vm7)));
-        var other = Ask(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(VsockDispatchers.ForVm(Sys, 8))));
-        var plain = Ask(Sys.ActorOf(Props.Create<WhereAmI>()));
+        var a = await AskAsync(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(vm7)));
+        var b = await AskAsync(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(vm7)));
+        var other = await AskAsync(Sys.ActorOf(Props.Create<WhereAmI>().WithDispatcher(VsockDispatchers.ForVm(Sys, 8))));
+        var plain = await AskAsync(Sys.ActorOf(Props.Create<WhereAmI>()));
 
         Assert.Equal(VsockDispatchers.ForVm(7), vm7);
         Assert.NotNull(a.Loop);

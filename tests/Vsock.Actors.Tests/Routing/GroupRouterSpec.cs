@@ -1,8 +1,8 @@
-using System.Buffers;
 using Akka.Actor;
 using Akka.TestKit;
 using Akka.TestKit.Xunit2;
 using Vsock.Actors.Routing;
+using Vsock.Device.Connections;
 using Vsock.Device.Packets;
 using static Vsock.Actors.Routing.GroupRouterProtocol;
 
@@ -15,11 +15,14 @@ public sealed class GroupRouterSpec : TestKit
 
     public GroupRouterSpec() => _router = Sys.ActorOf(GroupRouterActor.Props());
 
-    private TestProbe Device(ulong cid, params string[] groups)
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(100);
+
+    private async Task<TestProbe> DeviceAsync(ulong cid, params string[] groups)
     {
         var probe = CreateTestProbe($"cid{cid}");
         _router.Tell(new Register(cid, groups), probe);
-        probe.ExpectMsg<Registered>();
+        await probe.ExpectMsgAsync<Registered>(Wait);
         return probe;
     }
 
@@ -29,78 +32,78 @@ public sealed class GroupRouterSpec : TestKit
     };
 
     [Fact]
-    public void A_packet_reaches_a_sibling_that_shares_a_group_with_the_sender_as_sender()
+    public async Task A_packet_reaches_a_sibling_that_shares_a_group_with_the_sender_as_sender()
     {
-        var a = Device(3, "g1", "g2");
-        var b = Device(4, "g2");
-        var data = ArrayPool<byte>.Shared.Rent(4);
+        var a = await DeviceAsync(3, "g1", "g2");
+        var b = await DeviceAsync(4, "g2");
+        var data = PayloadPool.Rent(4);
         _router.Tell(new SiblingPacket(Header(3, 4, VsockOp.Rw, 4), data), a);
-        var delivered = b.ExpectMsg<SiblingPacket>();
+        var delivered = await b.ExpectMsgAsync<SiblingPacket>(Wait);
         Assert.Same(data, delivered.Data);
         Assert.Equal(a.Ref, b.LastSender);
     }
 
     [Fact]
-    public void Disjoint_groups_are_unreachable_at_once()
+    public async Task Disjoint_groups_are_unreachable_at_once()
     {
-        var a = Device(3, "g1");
-        var b = Device(4, "g2");
+        var a = await DeviceAsync(3, "g1");
+        var b = await DeviceAsync(4, "g2");
         _router.Tell(new SiblingPacket(Header(3, 4), null), a);
-        Assert.Contains("share no group", a.ExpectMsg<SiblingUnreachable>().Reason);
-        b.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        Assert.Contains("share no group", (await a.ExpectMsgAsync<SiblingUnreachable>(Wait)).Reason);
+        await b.ExpectNoMsgAsync(Quiet);
     }
 
     [Fact]
-    public void An_unknown_cid_is_unreachable_but_an_rst_is_never_answered()
+    public async Task An_unknown_cid_is_unreachable_but_an_rst_is_never_answered()
     {
-        var a = Device(3, "default");
+        var a = await DeviceAsync(3, "default");
         _router.Tell(new SiblingPacket(Header(3, 9), null), a);
-        Assert.Contains("no VM with CID 9", a.ExpectMsg<SiblingUnreachable>().Reason);
+        Assert.Contains("no VM with CID 9", (await a.ExpectMsgAsync<SiblingUnreachable>(Wait)).Reason);
         _router.Tell(new SiblingPacket(Header(3, 9, VsockOp.Rst), null), a);
-        a.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        await a.ExpectNoMsgAsync(Quiet);
     }
 
     [Fact]
-    public void A_device_cannot_speak_for_another_cid()
+    public async Task A_device_cannot_speak_for_another_cid()
     {
-        var a = Device(3, "default");
-        var b = Device(4, "default");
-        Device(5, "default");
+        var a = await DeviceAsync(3, "default");
+        var b = await DeviceAsync(4, "default");
+        await DeviceAsync(5, "default");
         _router.Tell(new SiblingPacket(Header(5, 4), null), a); // a is CID 3, claims 5
-        Assert.Contains("not the device of CID 5", a.ExpectMsg<SiblingUnreachable>().Reason);
-        b.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        Assert.Contains("not the device of CID 5", (await a.ExpectMsgAsync<SiblingUnreachable>(Wait)).Reason);
+        await b.ExpectNoMsgAsync(Quiet);
     }
 
     [Fact]
-    public void A_duplicate_cid_is_rejected()
+    public async Task A_duplicate_cid_is_rejected()
     {
-        Device(3, "default");
+        await DeviceAsync(3, "default");
         var clash = CreateTestProbe();
         _router.Tell(new Register(3, ["default"]), clash);
-        Assert.Contains("already in use", clash.ExpectMsg<RegistrationRejected>().Reason);
+        Assert.Contains("already in use", (await clash.ExpectMsgAsync<RegistrationRejected>(Wait)).Reason);
     }
 
     [Fact]
-    public void When_a_device_dies_its_siblings_are_told_and_its_cid_is_free_again()
+    public async Task When_a_device_dies_its_siblings_are_told_and_its_cid_is_free_again()
     {
-        var a = Device(3, "default");
-        var b = Device(4, "default");
+        var a = await DeviceAsync(3, "default");
+        var b = await DeviceAsync(4, "default");
         Watch(b.Ref);
         Sys.Stop(b.Ref);
-        ExpectTerminated(b.Ref);
-        Assert.Equal(4ul, a.ExpectMsg<SiblingGuestReset>().Cid);
-        Device(4, "default"); // a fresh device may take the CID
+        await ExpectTerminatedAsync(b.Ref, Wait);
+        Assert.Equal(4ul, (await a.ExpectMsgAsync<SiblingGuestReset>(Wait)).Cid);
+        await DeviceAsync(4, "default"); // a fresh device may take the CID
     }
 
     [Fact]
-    public void A_guest_reset_is_passed_to_every_other_device()
+    public async Task A_guest_reset_is_passed_to_every_other_device()
     {
-        var a = Device(3, "default");
-        var b = Device(4, "default");
-        var c = Device(5, "other");
+        var a = await DeviceAsync(3, "default");
+        var b = await DeviceAsync(4, "default");
+        var c = await DeviceAsync(5, "other");
         _router.Tell(new SiblingGuestReset(3), a);
-        Assert.Equal(3ul, b.ExpectMsg<SiblingGuestReset>().Cid);
-        Assert.Equal(3ul, c.ExpectMsg<SiblingGuestReset>().Cid);
-        a.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        Assert.Equal(3ul, (await b.ExpectMsgAsync<SiblingGuestReset>(Wait)).Cid);
+        Assert.Equal(3ul, (await c.ExpectMsgAsync<SiblingGuestReset>(Wait)).Cid);
+        await a.ExpectNoMsgAsync(Quiet);
     }
 }

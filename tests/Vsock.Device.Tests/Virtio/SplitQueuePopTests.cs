@@ -145,6 +145,30 @@ public sealed class SplitQueuePopTests : IDisposable
     }
 
     [Fact]
+    public void A_malformed_chain_left_uncompleted_can_be_rewound_with_the_chains_before_it()
+    {
+        var queue = _driver.CreateQueue();
+        var good = _driver.AddChain(new GuestBuffer(_driver.Alloc(64), 64, true));
+        var bad = _driver.AddChain(new GuestBuffer(0xFFFF_0000_0000, 64, true)); // outside guest memory
+        _driver.Publish(16);                                                     // a head naming no descriptor
+
+        Assert.Equal(PopStatus.Chain, queue.TryPop(out _, out _, completeMalformed: false));
+        Assert.Equal(PopStatus.Malformed, queue.TryPop(out var chain, out var error, completeMalformed: false));
+        Assert.Equal((bad, ChainError.AddressOutOfRange), (chain.HeadIndex, error));
+        Assert.Equal(PopStatus.Malformed, queue.TryPop(out _, out error, completeMalformed: false));
+        Assert.Equal(ChainError.HeadIndexOutOfRange, error);
+        Assert.Equal(0, queue.NextUsed); // nothing completed
+        Assert.Equal(3, queue.Rewindable);
+
+        queue.Rewind(3);
+        Assert.Equal(PopStatus.Chain, queue.TryPop(out chain, out _));
+        Assert.Equal(good, chain.HeadIndex);
+        Assert.Equal(PopStatus.Malformed, queue.TryPop(out _, out _)); // completed this time
+        Assert.Equal(1, queue.NextUsed);
+        Assert.Equal((bad, 0u), _driver.UsedElement(0));
+    }
+
+    [Fact]
     public void Sixteen_bit_indices_wrap_around()
     {
         const ushort start = 65533;

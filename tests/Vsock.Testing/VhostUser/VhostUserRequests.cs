@@ -53,6 +53,8 @@ public static class VhostUserProtocolFeatures
     public const ulong Mq = 1ul << 0;
     public const ulong ReplyAck = 1ul << 3;
     public const ulong Config = 1ul << 9;
+    /// <summary>VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS: ADD_MEM_REG / REM_MEM_REG (QEMU uses it for memory hotplug).</summary>
+    public const ulong ConfigureMemSlots = 1ul << 15;
 
     /// <summary>What this front end (like QEMU 7.2's vhost-user-vsock) is willing to use.</summary>
     public const ulong Wanted = Mq | ReplyAck | Config;
