@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing VsockActors needs on a Debian 12 machine, when it is missing:
 # the .NET 10 SDK must already be there (it is not in Debian's archive); QEMU, busybox-static, gcc,
-# cpio and xz come from apt. Run as root to install; otherwise it says what to install.
+# cpio, xz and AFL++ (scripts/fuzz.sh) come from apt. Run as root to install; otherwise it says what to install.
 set -euo pipefail
 
 if ! command -v dotnet >/dev/null 2>&1 || ! dotnet --list-sdks 2>/dev/null | grep -q '^10\.'; then
@@ -16,6 +16,7 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v cpio >/dev/null 2>&1 || need+=(cpio)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+command -v afl-fuzz >/dev/null 2>&1 || need+=(afl++)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then

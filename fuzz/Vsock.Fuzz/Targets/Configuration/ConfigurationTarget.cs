@@ -36,7 +36,7 @@ internal sealed class ConfigurationTarget : IFuzzTarget
         }
         catch (ConfigurationException e)
         {
-            Invariant.Holds(e.Message.Length > 0 && !e.Message.Contains('\n') && !e.Message.Contains('\r'),
+            Invariant.Holds(e.Message.Length > 0 && !e.Message.Any(c => c is '\n' or '\r' or '\f' or '\v' or '\u0085' or '\u2028' or '\u2029'),
                 $"a configuration error is not one non-empty line: \"{e.Message}\"");
             return "error";
         }
