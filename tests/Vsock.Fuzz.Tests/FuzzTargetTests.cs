@@ -85,6 +85,16 @@ public sealed class FuzzTargetTests
         Assert.Equal(outcome, FuzzTargets.Find(name)!.Run(File.ReadAllBytes(path)));
     }
 
+    /// <summary>An input may ask for more fds than the process may open (20,000): the target caps them per input.</summary>
+    [Fact]
+    public void Vhost_user_input_asking_for_a_million_fds_runs()
+    {
+        var input = new byte[1 + 3 * 20_000];
+        for (var i = 1; i < input.Length; i += 3)
+            input[i] = 0x3f; // 63 fds, no bytes
+        Assert.Equal("end of stream after 0 messages, 0 ring starts", FuzzTargets.Find("vhost-user")!.Run(input));
+    }
+
     private static string Run(IFuzzTarget target, byte[] input, string what)
     {
         try

@@ -102,11 +102,11 @@ internal sealed class ConfigurationTarget : IFuzzTarget
         return Path.Combine(Scratch.Value, name is "" or "." or ".." ? "missing.yaml" : name);
     }
 
+    /// <summary>Next to the program (AFL++ ends the process with SIGKILL, so nothing could clean up a temp folder).</summary>
     private static string CreateScratch()
     {
-        var dir = Directory.CreateTempSubdirectory("vsock-fuzz-config-").FullName;
+        var dir = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "config-scratch")).FullName;
         File.WriteAllText(Path.Combine(dir, "vms.yaml"), ConfigurationSeeds.ReadmeYaml);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(dir, recursive: true);
         return dir;
     }
 }

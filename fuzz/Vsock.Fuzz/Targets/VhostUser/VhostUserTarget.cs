@@ -15,7 +15,7 @@ namespace Vsock.Fuzz.Targets.VhostUser;
 /// segment: u8 control (bits 0-5: fds attached, 0-63; bits 6-7: longest read 0 unlimited, 1, 5, 12 bytes),
 ///          u16le length, then length bytes (fewer at the end of the input)
 /// </code>
-/// Each segment is one <c>sendmsg</c> of the VMM; its fds are fresh eventfds. Messages are read, handled and
+/// Each segment is one <c>sendmsg</c> of the VMM; its fds are fresh eventfds (512 per input at most). Messages are read, handled and
 /// answered as the device actor does until the stream ends or a protocol error ends the session.
 ///
 /// Invariants: only <see cref="VhostUserProtocolException"/> comes out of the reader and the session, and its
@@ -28,6 +28,7 @@ namespace Vsock.Fuzz.Targets.VhostUser;
 internal sealed class VhostUserTarget : IFuzzTarget
 {
     public const ulong RustVmmProtocolFeatures = (1UL << Mq) | (1UL << Config);
+    private const int MaxFdsPerInput = 512;
     private static readonly int[] Chunks = [0, 1, 5, 12];
     private static readonly int[] MaxQueueSizes = [1024, 256, 32768, 1];
 
@@ -58,7 +59,9 @@ internal sealed class VhostUserTarget : IFuzzTarget
             var length = reader.U16();
             var start = bytes.Length - reader.Remaining;
             var payload = reader.Bytes(length);
-            segments.Add(new Segment(bytes.AsMemory(start, payload.Length), fds.Open(control & 0x3f), Chunks[control >> 6]));
+            // Past MaxFdsPerInput segments carry no fds: the process has 20,000 at most, and an input could ask millions.
+            var fdCount = Math.Min(control & 0x3f, MaxFdsPerInput - fds.Count);
+            segments.Add(new Segment(bytes.AsMemory(start, payload.Length), fds.Open(fdCount), Chunks[control >> 6]));
         }
 
         var mapper = new FakeMemoryMapper();
