@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing VsockActors needs on a Debian 12 machine, when it is missing:
 # the .NET 10 SDK must already be there (it is not in Debian's archive); QEMU, busybox-static, gcc,
-# cpio and xz come from apt. Run as root to install; otherwise it says what to install.
+# cpio, xz and AFL++ (scripts/fuzz.sh) come from apt. Run as root to install; otherwise it says what to install.
 #   --build   only what building needs (gcc compiles libvsockguard.so, the SIGBUS guard): scripts/run.sh
 set -euo pipefail
 build_only=false
@@ -20,6 +20,7 @@ if [ "$build_only" = false ]; then
   command -v cpio >/dev/null 2>&1 || need+=(cpio)
   command -v xz >/dev/null 2>&1 || need+=(xz-utils)
   command -v zstd >/dev/null 2>&1 || need+=(zstd)
+  command -v afl-fuzz >/dev/null 2>&1 || need+=(afl++)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

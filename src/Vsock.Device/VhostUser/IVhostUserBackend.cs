@@ -30,13 +30,14 @@ public interface IVhostUserBackend
 
     /// <summary>
     /// A new memory table is in effect. The backend must stop using the previous table before returning:
-    /// right after this call the session releases the regions the new table no longer contains.
+    /// right after this call the session releases the regions the new table no longer contains. Every running
+    /// ring's areas lie inside the new table (the session refuses a table that drops one).
     /// </summary>
     void MemoryChanged(GuestMemory memory);
 
     /// <summary>
-    /// Ring <paramref name="index"/> is started (kicked) and enabled, with translated guest addresses,
-    /// inside the current memory table. Called once per start; the backend owns <see cref="VringConfig.KickFd"/>.
+    /// Ring <paramref name="index"/> is started (kicked) and enabled, with translated guest addresses; its
+    /// whole descriptor table, available and used rings lie inside the current memory table. Called once per start; the backend owns <see cref="VringConfig.KickFd"/>.
     /// </summary>
     void RingStarted(int index, VringConfig config);
 

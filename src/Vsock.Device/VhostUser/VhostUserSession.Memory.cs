@@ -44,6 +44,8 @@ public sealed partial class VhostUserSession
                 regions.Add(MapRegion(m, region, fds[i]));
             }
             table = NewTable(m, () => new GuestMemory(regions));
+            if (RunningRingsProblem(table) is { } problem)
+                throw Fail(VhostUserError.BadMemoryRegion, m, problem);
         }
         catch
         {
@@ -106,6 +108,8 @@ public sealed partial class VhostUserSession
         var table = _memory.Without(description.GuestPhysicalAddress, description.UserAddress, description.MemorySize, out var removed);
         if (removed is null)
             throw Fail(VhostUserError.BadMemoryRegion, m, $"no region matches {description}");
+        if (RunningRingsProblem(table) is { } problem)
+            throw Fail(VhostUserError.BadMemoryRegion, m, problem);
         _memory = table;
         Log($"memory region removed: {removed}");
         try

@@ -1,6 +1,7 @@
 using Vsock.Device.Virtio;
 using System.Numerics;
 using Microsoft.Win32.SafeHandles;
+using Vsock.Device.Memory;
 
 namespace Vsock.Device.VhostUser;
 
@@ -22,7 +23,7 @@ public sealed partial class VhostUserSession
         if (ring.Running && ring.Size != state.Num)
             throw Fail(VhostUserError.BadRingConfig, m, $"ring {state.Index} is running at size {ring.Size}; stop it (GET_VRING_BASE) before resizing");
         ring.Size = (ushort)state.Num;
-        TryStart((int)state.Index);
+        TryStart(m, (int)state.Index);
     }
 
     private void SetVringAddr(VhostUserMessage m)
@@ -42,7 +43,7 @@ public sealed partial class VhostUserSession
         ring.AvailGpa = avail;
         ring.UsedGpa = used;
         ring.HasAddresses = true;
-        TryStart((int)addr.Index);
+        TryStart(m, (int)addr.Index);
     }
 
     private ulong Translate(VhostUserMessage m, uint index, string what, ulong userAddress, uint alignment)
@@ -94,7 +95,7 @@ public sealed partial class VhostUserSession
             Log($"ring {index}: kick fd replaced while running, restarting at avail {ring.Base}");
         }
         ring.SetKick(fd);
-        TryStart(index);
+        TryStart(m, index);
     }
 
     private void SetVringCall(VhostUserMessage m)
@@ -136,10 +137,10 @@ public sealed partial class VhostUserSession
             throw Fail(VhostUserError.NotAllowed, m, "VHOST_USER_F_PROTOCOL_FEATURES is not negotiated, so rings are always enabled");
         if (state.Num > 1)
             throw Fail(VhostUserError.BadRingConfig, m, $"ring {state.Index} enable value {state.Num} is neither 0 nor 1");
-        ApplyEnable((int)state.Index, state.Num == 1);
+        ApplyEnable(m, (int)state.Index, state.Num == 1);
     }
 
-    private void ApplyEnable(int index, bool enabled)
+    private void ApplyEnable(VhostUserMessage m, int index, bool enabled)
     {
         var ring = _rings[index];
         if (ring.Enabled == enabled)
@@ -152,15 +153,20 @@ public sealed partial class VhostUserSession
         }
         else
         {
-            TryStart(index);
+            TryStart(m, index);
         }
     }
 
-    private void TryStart(int index)
+    private void TryStart(VhostUserMessage m, int index)
     {
         var ring = _rings[index];
         if (ring.Running || !ring.Kicked || !ring.Enabled || ring.Size == 0 || !ring.HasAddresses || _memory.Regions.Count == 0)
             return;
+        // SET_VRING_ADDR checked where each area starts; only now is the size known too. The backend maps the
+        // whole areas (SplitQueue) and must not be handed a ring it cannot map (found by scripts/fuzz.sh vhost-user).
+        // The request's own change stays (the ring is configured, not running); a later request may fix the layout.
+        if (RingAreasProblem(ring, _memory) is { } problem)
+            throw Fail(VhostUserError.BadRingAddress, m, $"ring {index} cannot start: {problem}");
         var features = AckedFeatures;
         var config = new VringConfig(
             index,
@@ -177,6 +183,36 @@ public sealed partial class VhostUserSession
         Log($"ring {index} started: size {config.Size} desc 0x{config.DescTableGpa:x} avail 0x{config.AvailRingGpa:x} " +
             $"used 0x{config.UsedRingGpa:x} next avail {config.NextAvail}{(config.KickFd is null ? " (no kick fd: polling)" : "")}");
         _backend.RingStarted(index, config);
+    }
+
+    /// <summary>
+    /// Why a running ring would not lie inside <paramref name="memory"/> after a memory table change, or null. A
+    /// table that drops a running ring's memory is refused before it replaces the current one.
+    /// </summary>
+    private string? RunningRingsProblem(GuestMemory memory)
+    {
+        for (var i = 0; i < _rings.Length; i++)
+        {
+            if (_rings[i].Running && RingAreasProblem(_rings[i], memory) is { } problem)
+                return $"ring {i} is running and its {problem} in the new table";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Why the ring's three areas are not mapped the way <see cref="SplitQueue"/> maps them (each inside one region,
+    /// at a host address with the area's alignment), or null.
+    /// </summary>
+    private static string? RingAreasProblem(VringState ring, GuestMemory memory) =>
+        AreaProblem(memory, "descriptor table", ring.DescGpa, SplitRingLayout.DescriptorTableBytes(ring.Size), SplitRingLayout.DescriptorTableAlignment) ??
+        AreaProblem(memory, "available ring", ring.AvailGpa, SplitRingLayout.AvailRingBytes(ring.Size), SplitRingLayout.AvailRingAlignment) ??
+        AreaProblem(memory, "used ring", ring.UsedGpa, SplitRingLayout.UsedRingBytes(ring.Size), SplitRingLayout.UsedRingAlignment);
+
+    private static unsafe string? AreaProblem(GuestMemory memory, string what, ulong gpa, ulong length, int alignment)
+    {
+        if (!memory.TryGetHostPointer(gpa, length, out var pointer))
+            return $"{what} 0x{gpa:x}+0x{length:x} is not inside one memory region";
+        return ((nint)pointer & (alignment - 1)) != 0 ? $"{what} at 0x{gpa:x} maps to a misaligned host address" : null;
     }
 
     private static bool Has(ulong features, int bit) => (features & (1UL << bit)) != 0;

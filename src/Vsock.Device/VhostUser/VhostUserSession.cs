@@ -218,7 +218,7 @@ public sealed partial class VhostUserSession : IDisposable
             return;
         // Without VHOST_USER_F_PROTOCOL_FEATURES there is no SET_VRING_ENABLE: rings are enabled now.
         for (var i = 0; i < _rings.Length; i++)
-            ApplyEnable(i, true);
+            ApplyEnable(m, i, true);
     }
 
     private void SetProtocolFeatures(VhostUserMessage m)

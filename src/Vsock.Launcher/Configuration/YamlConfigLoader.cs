@@ -45,10 +45,11 @@ internal static class YamlConfigLoader
         {
             throw new ConfigurationException($"{At(path, e.Start)}: malformed YAML: {OneLine(e.Message)}");
         }
-        catch (InvalidOperationException)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
-            // YamlDotNet's scanner throws this, without a position, on some broken input
-            // (a flow sequence left open across lines); the last good event is the best we know.
+            // YamlDotNet throws these, without a position, on some broken input (a flow sequence left
+            // open across lines; a tag that is not a URI, "!<+>"; a key of control characters, found by
+            // scripts/fuzz.sh config); the last good event is the best position we know.
             throw new ConfigurationException($"{At(path, parser.LastGood)}: malformed YAML: cannot parse what follows");
         }
 
