@@ -49,7 +49,8 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     private readonly VmSettings _settings;
     private readonly IActorRef _groupRouter;
     private readonly DeviceLog _deviceLog;
-    private readonly StreamTable _table = new();
+    private readonly DeviceCounters _counters;
+    private readonly StreamTable _table;
     private readonly RxScheduler _scheduler;
     private readonly ReadinessSignal[] _kickSignals = new ReadinessSignal[2];
     private readonly SafeFileHandle?[] _kickFds = new SafeFileHandle?[2];
@@ -67,13 +68,15 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     private VmmLink? _vmm;
     private bool _driverRunning;
 
-    public DeviceActor(VmSettings settings, IActorRef groupRouter)
+    public DeviceActor(VmSettings settings, IActorRef groupRouter, DeviceCounters counters)
     {
         _settings = settings;
         _groupRouter = groupRouter;
+        _counters = counters;
+        _table = new StreamTable(counters);
         _deviceLog = new DeviceLog(new AkkaDeviceLog(_log));
         var self = Self;
-        _scheduler = new RxScheduler(settings.GuestCid, _deviceLog, () => self.Tell(DrainRx.Instance), OnStreamFinished);
+        _scheduler = new RxScheduler(settings.GuestCid, _deviceLog, () => self.Tell(DrainRx.Instance), OnStreamFinished, counters);
         _kickSignals[VsockBackend.RxQueueIndex] = new ReadinessSignal(self, VsockBackend.RxQueueIndex);
         _kickSignals[VsockBackend.TxQueueIndex] = new ReadinessSignal(self, VsockBackend.TxQueueIndex);
         _vmmListenerSignal = new ReadinessSignal(self);
@@ -89,8 +92,9 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         public static readonly CheckVmmStall Instance = new();
     }
 
-    public static Props Props(VmSettings settings, IActorRef groupRouter, string dispatcher) =>
-        Akka.Actor.Props.Create(() => new DeviceActor(settings, groupRouter))
+    /// <param name="counters">The VM's counters (its supervisor keeps them across device restarts); fresh ones if none.</param>
+    public static Props Props(VmSettings settings, IActorRef groupRouter, string dispatcher, DeviceCounters? counters = null) =>
+        Akka.Actor.Props.Create(() => new DeviceActor(settings, groupRouter, counters ?? new DeviceCounters()))
             .WithDispatcher(dispatcher)
             .WithSupervisorStrategy(ResourceSupervision.Strategy);
 
@@ -189,6 +193,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         var events = signal.Take();
         if (signal == _kickSignals[VsockBackend.TxQueueIndex])
         {
+            _counters.TxKicks++;
             RunTx();
         }
         else if (signal == _kickSignals[VsockBackend.RxQueueIndex])
@@ -299,16 +304,19 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             return;
         if (!DriverRunning)
         {
+            _counters.StreamsRefused++;
             Sender.Tell(new OpenRefused("the guest driver is not running"));
             return;
         }
         if (!_table.TryAllocateHostPort(open.GuestPort, out var key))
         {
+            _counters.StreamsRefused++;
             Sender.Tell(new OpenRefused("no free host-side port"));
             return;
         }
         stream.OpenToGuest(key);
         _table.Add(stream);
+        _counters.StreamsOpened++;
         Sender.Tell(OpenedToGuest.Instance);
     }
 
@@ -321,6 +329,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         var stream = new HostStream(_scheduler, _settings.TxBufferSize, socket: null, sendsOkLine: false);
         stream.AcceptFromGuest(key, request);
         _table.Add(stream);
+        _counters.StreamsOpened++;
         StartConnection(GuestInitiatedConnection.Props(stream, _connections, HostEndpoint.ForGuestPort(_connections, request.DstPort)), stream);
     }
 
@@ -378,6 +387,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             OpenHostStream(stream.Key, h);
             return;
         }
+        _counters.StreamsRefused++;
         _log.Info("guest CID {0} cannot reach CID {1} port {2}: {3}", _settings.GuestCid, h.DstCid, h.DstPort, unreachable.Reason);
         if (h.Op != VsockOp.Rst)
             _router.ReplyRst(h);
@@ -425,7 +435,8 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             return;
         }
         var fd = socket.Fd;
-        var backend = new VsockBackend(_settings.GuestCid, _settings.QueueSize, this, _deviceLog);
+        var backend = new VsockBackend(_settings.GuestCid, _settings.QueueSize, this, _deviceLog, _counters);
+        _counters.VmmSessions++;
         var session = new VhostUserSession(backend, MmapMemoryMapper.Instance, m => _log.Debug("vhost-user: {0}", m));
         _vmm = new VmmLink(new VmmConnection(socket, session), backend);
         _vmm.Registration = _loop.Add(fd, EpollEvents.In | EpollEvents.OneShot, _vmmSignal);
@@ -530,6 +541,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         if (_vmm is not { } vmm)
             return;
         _log.Info("VMM on {0} gone ({1}); dropping the guest's streams and waiting for a new VMM", _settings.Socket, reason);
+        _counters.VmmDisconnects++;
         _loop.Remove(vmm.Registration);
         if (Timers.IsTimerActive(VmmStallTimer))
             Timers.Cancel(VmmStallTimer);

@@ -21,11 +21,13 @@ internal sealed class SiblingLinks(IActorRef self, IActorRef router, StreamTable
     {
         var stream = new SiblingStream(scheduler, this, key, request.Type);
         table.Add(stream);
+        scheduler.Counters.StreamsOpened++;
         router.Tell(new SiblingPacket(request, null), self);
     }
 
     void ISiblingLink.Send(SiblingStream stream, in VsockHeader header, byte[]? payload)
     {
+        scheduler.Counters.SiblingPacketsSent++;
         var target = _peers.GetValueOrDefault(stream.Key) ?? router;
         target.Tell(new SiblingPacket(header, payload), self);
     }
@@ -35,6 +37,7 @@ internal sealed class SiblingLinks(IActorRef self, IActorRef router, StreamTable
     {
         var h = message.Header;
         var key = new ConnectionKey(h.SrcCid, h.SrcPort, h.DstPort);
+        scheduler.Counters.SiblingPacketsReceived++;
         if (h.DstCid != scheduler.GuestCid || !driverRunning)
         {
             Refuse(message, sender, key);
@@ -50,6 +53,7 @@ internal sealed class SiblingLinks(IActorRef self, IActorRef router, StreamTable
             }
             found = new SiblingStream(scheduler, this, key, h.Type);
             table.Add(found);
+            scheduler.Counters.StreamsOpened++;
         }
         if (found is not SiblingStream stream)
         {

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Vsock.Device.Connections;
+using Vsock.Device.Diagnostics;
 using Vsock.Device.Packets;
 
 namespace Vsock.Actors.Device;
@@ -9,7 +10,7 @@ namespace Vsock.Actors.Device;
 /// each host stream, and the host-side ports handed to host-initiated streams. Owned by the
 /// <see cref="DeviceActor"/> on the VM's loop thread.
 /// </summary>
-internal sealed class StreamTable
+internal sealed class StreamTable(DeviceCounters counters)
 {
     /// <summary>Host-side ports for host-initiated streams are allocated from here upward (the reference starts at 0).</summary>
     public const uint FirstHostPort = 1024;
@@ -30,11 +31,21 @@ internal sealed class StreamTable
     public bool TryGet(ConnectionKey key, out VsockStream stream) => _byKey.TryGetValue(key, out stream!);
 
     /// <summary>An opened stream (it has its key).</summary>
-    public void Add(VsockStream stream) => _byKey.Add(stream.Key, stream);
+    public void Add(VsockStream stream)
+    {
+        _byKey.Add(stream.Key, stream);
+        counters.OpenStreams = _byKey.Count;
+    }
 
     /// <summary>Removes <paramref name="stream"/> if it is the one under its key; false if it was not there.</summary>
-    public bool Remove(VsockStream stream) =>
-        _byKey.TryGetValue(stream.Key, out var current) && ReferenceEquals(current, stream) && _byKey.Remove(stream.Key);
+    public bool Remove(VsockStream stream)
+    {
+        if (!_byKey.TryGetValue(stream.Key, out var current) || !ReferenceEquals(current, stream))
+            return false;
+        _byKey.Remove(stream.Key);
+        counters.OpenStreams = _byKey.Count;
+        return true;
+    }
 
     public void AddOwner(IActorRef owner, HostStream stream)
     {
@@ -79,6 +90,7 @@ internal sealed class StreamTable
     public void Clear()
     {
         _byKey.Clear();
+        counters.OpenStreams = 0;
         _byOwner.Clear();
         _owners.Clear();
     }

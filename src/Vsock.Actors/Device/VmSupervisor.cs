@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Vsock.Actors.Settings;
+using Vsock.Device.Diagnostics;
 
 namespace Vsock.Actors.Device;
 
@@ -16,6 +17,8 @@ public sealed class VmSupervisor : UntypedActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly VmSettings _settings;
     private readonly IActorRef _groupRouter;
+    /// <summary>The VM's counters outlive its devices, so a restart does not reset them (VsockMeter reads them).</summary>
+    private readonly DeviceCounters _counters = new();
     private IActorRef? _device;
     private bool _gaveUp;
     private int _restarts;
@@ -52,12 +55,19 @@ public sealed class VmSupervisor : UntypedActor, IWithTimers
 
     protected override SupervisorStrategy SupervisorStrategy() => ResourceSupervision.Strategy;
 
-    protected override void PreStart() => Start();
+    protected override void PreStart()
+    {
+        VsockMeter.Register(_settings.GuestCid, _counters);
+        Start();
+    }
+
+    protected override void PostStop() => VsockMeter.Unregister(_settings.GuestCid, _counters);
 
     private void Start()
     {
         var dispatcher = VsockDispatchers.ForVm(Context.System, _settings.GuestCid);
-        _device = Context.ActorOf(DeviceActor.Props(_settings, _groupRouter, dispatcher), "device");
+        _counters.DeviceStarts++;
+        _device = Context.ActorOf(DeviceActor.Props(_settings, _groupRouter, dispatcher, _counters), "device");
         Context.Watch(_device);
     }
 

@@ -42,12 +42,14 @@ public unsafe ref struct RxTurn
     private readonly RxScratch _scratch;
     private readonly EventFd? _call;
     private readonly DeviceLog _log;
+    private readonly DeviceCounters _counters;
     private int _used;
     private uint _payloadBytes;
     private bool _dry;
 
-    internal RxTurn(SplitQueue queue, GuestMemory memory, RxScratch scratch, EventFd? call, DeviceLog log)
+    internal RxTurn(SplitQueue queue, GuestMemory memory, RxScratch scratch, EventFd? call, DeviceLog log, DeviceCounters counters)
     {
+        _counters = counters;
         _queue = queue;
         _memory = memory;
         _scratch = scratch;
@@ -73,6 +75,7 @@ public unsafe ref struct RxTurn
         h.Len = 0;
         WriteHeader(0, h);
         Complete(0, 0);
+        _counters.RxPackets++;
         return true;
     }
 
@@ -180,6 +183,9 @@ public unsafe ref struct RxTurn
             WriteHeader(c, h);
             Complete(c, h.Len);
         }
+        _counters.RxReads++;
+        _counters.RxPackets += filled;
+        _counters.RxBytes += n;
         return RxReadResult.Data;
     }
 
@@ -189,8 +195,11 @@ public unsafe ref struct RxTurn
         if (_used == 0)
             return;
         _queue.PublishUsed();
-        if (_queue.NeedsNotification())
-            _call?.Signal();
+        if (_queue.NeedsNotification() && _call is not null)
+        {
+            _call.Signal();
+            _counters.RxNotifications++;
+        }
         _used = 0;
     }
 

@@ -35,13 +35,16 @@ public unsafe ref struct TxTurn
     private readonly TxScratch _scratch;
     private readonly EventFd? _call;
     private readonly DeviceLog _log;
+    private readonly DeviceCounters _counters;
     private readonly int _budget;
     private readonly bool _armWhenEmpty;
     private int _popped;
     private bool _budgetExhausted;
 
-    internal TxTurn(SplitQueue queue, GuestMemory memory, TxScratch scratch, EventFd? call, DeviceLog log, int budget, bool armWhenEmpty)
+    internal TxTurn(SplitQueue queue, GuestMemory memory, TxScratch scratch, EventFd? call, DeviceLog log, DeviceCounters counters,
+        int budget, bool armWhenEmpty)
     {
+        _counters = counters;
         _queue = queue;
         _memory = memory;
         _scratch = scratch;
@@ -95,7 +98,11 @@ public unsafe ref struct TxTurn
             // Unlike the reference, a chain that fails to parse is still returned to the guest.
             _queue.AddUsed(chain.HeadIndex, 0);
             if (error == VsockPacketError.None)
+            {
+                _counters.TxPackets++;
+                _counters.TxBytes += packet.Header.Len;
                 return true;
+            }
             if (_log.Allow(LogTopic.BadPacket))
                 _log.Warning($"TX packet dropped: {VsockPacketErrors.Describe(error)}");
         }
@@ -180,8 +187,11 @@ public unsafe ref struct TxTurn
         if (_popped == 0)
             return;
         _queue.PublishUsed();
-        if (_queue.NeedsNotification())
-            _call?.Signal();
+        if (_queue.NeedsNotification() && _call is not null)
+        {
+            _call.Signal();
+            _counters.TxNotifications++;
+        }
         _popped = 0;
     }
 }

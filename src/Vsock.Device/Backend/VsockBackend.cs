@@ -35,6 +35,7 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
 
     private readonly IVsockDeviceEvents _events;
     private readonly DeviceLog _log;
+    private readonly DeviceCounters _counters;
     private readonly byte[] _config = new byte[8];
     private readonly SplitQueue?[] _queues = new SplitQueue?[3];
     private readonly VringConfig?[] _configs = new VringConfig?[3];
@@ -46,12 +47,13 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
     private readonly TxScratch _txScratch = new();
     private GuestMemory _memory = GuestMemory.Empty;
 
-    public VsockBackend(ulong guestCid, int maxQueueSize, IVsockDeviceEvents events, DeviceLog? log = null)
+    public VsockBackend(ulong guestCid, int maxQueueSize, IVsockDeviceEvents events, DeviceLog? log = null, DeviceCounters? counters = null)
     {
         GuestCid = guestCid;
         MaxQueueSize = maxQueueSize;
         _events = events;
         _log = log ?? DeviceLog.Null;
+        _counters = counters ?? new DeviceCounters();
         BinaryPrimitives.WriteUInt64LittleEndian(_config, guestCid);
     }
 
@@ -176,7 +178,8 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
             turn = default;
             return false;
         }
-        turn = new RxTurn(rx, _memory, _rxScratch, _callFds[RxQueueIndex], _log);
+        _counters.RxTurns++;
+        turn = new RxTurn(rx, _memory, _rxScratch, _callFds[RxQueueIndex], _log, _counters);
         return true;
     }
 
@@ -194,7 +197,8 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
             turn = default;
             return false;
         }
-        turn = new TxTurn(tx, _memory, _txScratch, _callFds[TxQueueIndex], _log, budget, armWhenEmpty);
+        _counters.TxTurns++;
+        turn = new TxTurn(tx, _memory, _txScratch, _callFds[TxQueueIndex], _log, _counters, budget, armWhenEmpty);
         return true;
     }
 

@@ -147,7 +147,10 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
             if (credit == 0)
             {
                 if (!Has(StreamStatus.CreditRequested))
+                {
                     PendingOps |= RxOps.CreditRequest;
+                    Host.Counters.CreditStallsTowardGuest++;
+                }
                 break;
             }
             if (sent >= quantum)
@@ -366,7 +369,10 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
             skip = 0;
         }
         if (refused)
+        {
             Clear(StreamStatus.HostWritable); // the socket is full: its EPOLLOUT edge comes when room frees up
+            Host.Counters.HostSocketFull++;
+        }
         if (written > 0)
             OnWritten(written);
     }

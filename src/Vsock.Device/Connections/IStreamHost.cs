@@ -14,6 +14,9 @@ public interface IStreamHost
     /// <summary>The VM's rate-limited log.</summary>
     DeviceLog Log { get; }
 
+    /// <summary>The VM's counters (metrics).</summary>
+    DeviceCounters Counters { get; }
+
     /// <summary>The stream has something for the guest: give it a turn at the RX ring soon.</summary>
     void ScheduleRx(VsockStream stream);
 

@@ -35,10 +35,11 @@ public sealed class RxScheduler : IStreamHost
 
     /// <param name="requestTurn">Asks the device for an RX turn soon (sends itself a message); coalesced here.</param>
     /// <param name="finished">A stream is over: the device drops it and stops its owner.</param>
-    public RxScheduler(ulong guestCid, DeviceLog log, Action requestTurn, Action<VsockStream> finished)
+    public RxScheduler(ulong guestCid, DeviceLog log, Action requestTurn, Action<VsockStream> finished, DeviceCounters? counters = null)
     {
         GuestCid = guestCid;
         Log = log;
+        Counters = counters ?? new DeviceCounters();
         _requestTurn = requestTurn;
         _finished = finished;
     }
@@ -46,6 +47,8 @@ public sealed class RxScheduler : IStreamHost
     public ulong GuestCid { get; }
 
     public DeviceLog Log { get; }
+
+    public DeviceCounters Counters { get; }
 
     /// <summary>Streams waiting for a turn.</summary>
     public int ReadyCount => _ready.Count;
@@ -116,9 +119,11 @@ public sealed class RxScheduler : IStreamHost
             {
                 case RxFill.OutOfBuffers when _frontSpent < Quantum:
                     WaitingForBuffers = true;
+                    Counters.RxBufferStarvation++;
                     return; // first again when the guest posts buffers, for the rest of its quantum
                 case RxFill.OutOfBuffers:
                     WaitingForBuffers = true;
+                    Counters.RxBufferStarvation++;
                     _ready.Dequeue();
                     _ready.Enqueue(stream);
                     _frontSpent = 0;

@@ -160,6 +160,10 @@ public abstract class VsockStream
     {
         if (!TrySend(ref turn, VsockOp.Rst))
             return false;
+        if (Has(StreamStatus.Established))
+            Host.Counters.StreamsReset++;
+        else
+            Host.Counters.StreamsRefused++; // a REQUEST answered with RST: the host side could not be reached
         Finish();
         return true;
     }

@@ -64,6 +64,8 @@ public sealed class ProbeStreamHost(IActorRef probe) : IStreamHost
 
     public DeviceLog Log => DeviceLog.Null;
 
+    public DeviceCounters Counters { get; } = new();
+
     public void ScheduleRx(VsockStream stream) => probe.Tell(new RxWanted(stream));
 
     public void StreamFinished(VsockStream stream) => probe.Tell(new Finished(stream));

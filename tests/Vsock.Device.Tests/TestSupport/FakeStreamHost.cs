@@ -15,6 +15,8 @@ internal sealed class FakeStreamHost(DeviceLog log) : IStreamHost
 
     public DeviceLog Log { get; } = log;
 
+    public DeviceCounters Counters { get; } = new();
+
     public List<VsockStream> Scheduled { get; } = [];
 
     public List<VsockStream> Finished { get; } = [];
