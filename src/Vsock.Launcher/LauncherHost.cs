@@ -3,16 +3,19 @@ using Akka.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Hosting.Systemd;
 using Serilog;
 using Vsock.Actors.Hosting;
 using Vsock.Launcher.Configuration;
 using Vsock.Launcher.Logging;
+using Vsock.Launcher.Systemd;
 
 namespace Vsock.Launcher;
 
 /// <summary>
 /// The generic host around the actor system: Serilog on stderr (<see cref="LauncherLogging"/>), Akka.Hosting,
-/// and the console lifetime, which turns SIGINT and SIGTERM into a host stop; Akka.Hosting answers that stop with CoordinatedShutdown, so every device
+/// the systemd notifications (<see cref="SystemdNotification"/>), and the console lifetime, which turns SIGINT
+/// and SIGTERM into a host stop; Akka.Hosting answers that stop with CoordinatedShutdown, so every device
 /// actor's PostStop runs before the process exits.
 /// </summary>
 internal static class LauncherHost
@@ -35,12 +38,17 @@ internal static class LauncherHost
         // Set once the devices' own start-up (inside WithVsockDevices) has completed: Akka.Hosting
         // logs a failed start and stops the host, which would otherwise look like a clean stop.
         bool started = false;
+        var readiness = new DeviceReadiness(options.Vms.Select(vm => vm.GuestCid));
         builder.Services.AddAkka(CommandLine.Name, (akka, _) =>
         {
             akka.WithLauncherLogging(options.LogLevel);
+            akka.WithDeviceReadiness(readiness); // before the devices, so none is missed
             akka.WithVsockDevices(options.Vms);
             akka.AddStartup((_, _) => Volatile.Write(ref started, true));
         });
+        builder.Services.AddSingleton(readiness);
+        builder.Services.AddSingleton<ISystemdNotifier>(new SystemdNotifier());
+        builder.Services.AddHostedService<SystemdNotification>(); // after Akka's: starts once the actor system has
 
         using IHost host = builder.Build();
         Microsoft.Extensions.Logging.ILogger log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger(CommandLine.Name);

@@ -137,6 +137,7 @@ public sealed partial class DeviceActor : UntypedActor, IWithTimers
             _udsListenerRegistration = _loop.Add(_udsListener.Fd, EpollEvents.In | EpollEvents.OneShot, _udsListenerSignal);
         }
         StartForwardListeners();
+        Context.System.EventStream.Publish(new Hosting.DeviceListening(_settings.GuestCid)); // every listener of this VM exists (systemd READY=1)
 
         _groupRouter.Tell(new GroupRouterProtocol.Register(_settings.GuestCid, _settings.Groups));
         _log.Info("device for guest CID {0} listening for the VMM on {1}{2}", _settings.GuestCid, _settings.Socket,
