@@ -24,7 +24,7 @@ public static class VsockHostingExtensions
         if (duplicate is not null)
             throw new ArgumentException($"guest CID {duplicate.Key} is configured for more than one VM", nameof(vms));
 
-        var hocon = File.ReadAllText(HoconPath);
+        var hocon = VsockHocon.Read();
         // Each VM's dispatcher is shaped like the fallback one, so the file's spin time applies to all.
         var spin = ConfigurationFactory.ParseString(hocon)
             .GetInt($"{VsockDispatchers.Device}.event-loop.spin-microseconds", VsockDispatchers.DefaultSpinMicroseconds);
