@@ -1,4 +1,4 @@
-using Vsock.Launcher.Tests.Process;
+using Vsock.Launcher.Tests.Daemon;
 
 namespace Vsock.Launcher.Tests;
 

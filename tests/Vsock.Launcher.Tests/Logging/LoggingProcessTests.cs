@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using Vsock.Launcher.Tests.Process;
+using Vsock.Launcher.Tests.Daemon;
 
 namespace Vsock.Launcher.Tests.Logging;
 

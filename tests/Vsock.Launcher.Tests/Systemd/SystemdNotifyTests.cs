@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
-using Vsock.Launcher.Tests.Process;
+using Vsock.Launcher.Tests.Daemon;
 
 namespace Vsock.Launcher.Tests.Systemd;
 

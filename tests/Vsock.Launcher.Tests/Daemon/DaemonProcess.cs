@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 
-namespace Vsock.Launcher.Tests.Process;
+namespace Vsock.Launcher.Tests.Daemon;
 
 /// <summary>
 /// The daemon as its own process, as a user runs it: <c>dotnet vhost-device-vsock.dll ...</c> (the build next
