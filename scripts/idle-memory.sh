@@ -6,7 +6,8 @@
 #   DOTNET_gcServer=1 ./scripts/idle-memory.sh -n 100 -- artifacts/vhost-device-vsock
 # Starts COMMAND --config <a YAML file with VMS unix-backend VMs, sockets in a scratch directory> RUNS times.
 # Start-up: from just before the exec until every VM's vhost-user and uds-path socket exists (polled every
-# 2 ms). Then the daemon idles IDLE_SECONDS (no VMM connects) and its VmRSS and thread count are read from
+# 2 ms), as wall time and as the CPU time (user + system) the daemon used until then; on a shared machine
+# the CPU time is the steadier figure. Then the daemon idles IDLE_SECONDS (no VMM connects) and its VmRSS and thread count are read from
 # /proc; then SIGTERM. Prints one line per run and the ranges. Environment variables pass through, so
 # runtime knobs (DOTNET_gcServer=1, DOTNET_GCgen0size=...) can be tried without rebuilding.
 set -euo pipefail
@@ -36,7 +37,8 @@ trap cleanup EXIT
   done
 } >"$dir/vms.yaml"
 
-starts=() rsss=() threads=()
+starts=() cpus=() rsss=() threads=()
+ticks=$(getconf CLK_TCK)
 for ((run = 1; run <= runs; run++)); do
   rm -f "$dir"/h* "$dir"/u*
   t0=$(date +%s%N)
@@ -50,6 +52,7 @@ for ((run = 1; run <= runs; run++)); do
     done
   done
   t1=$(date +%s%N)
+  cpu_ms=$(awk -v hz="$ticks" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$pid/stat")
   sleep "$idle"
   rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
   nthreads=$(awk '/^Threads:/ { print $2 }' "/proc/$pid/status")
@@ -58,9 +61,9 @@ for ((run = 1; run <= runs; run++)); do
   pid=
   start_ms=$(((t1 - t0) / 1000000))
   rss_mb=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
-  echo "run $run: start-up ${start_ms} ms, idle RSS ${rss_mb} MB, ${nthreads} threads"
-  starts+=("$start_ms") rsss+=("$rss_mb") threads+=("$nthreads")
+  echo "run $run: start-up ${start_ms} ms (${cpu_ms} ms CPU), idle RSS ${rss_mb} MB, ${nthreads} threads"
+  starts+=("$start_ms") cpus+=("$cpu_ms") rsss+=("$rss_mb") threads+=("$nthreads")
 done
 
 range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print (lo == hi ? lo : lo "–" hi) }'; }
-echo "summary: ${vms} VM(s), ${runs} runs: start-up $(range "${starts[@]}") ms, idle RSS $(range "${rsss[@]}") MB, threads $(range "${threads[@]}")"
+echo "summary: ${vms} VM(s), ${runs} runs: start-up $(range "${starts[@]}") ms ($(range "${cpus[@]}") ms CPU), idle RSS $(range "${rsss[@]}") MB, threads $(range "${threads[@]}")"
