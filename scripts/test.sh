@@ -2,7 +2,8 @@
 # The whole test suite, with all set-up, on a fresh Debian 12 machine:
 #   ./scripts/test.sh
 # Installs what is missing (scripts/setup.sh), builds the guest image for the QEMU end-to-end tests
-# (cached under .cache/), builds the solution and runs every test project. Ends with one line
+# (cached under .cache/), builds the solution, publishes the single-file binary (scripts/publish.sh)
+# and runs every test project. Ends with one line
 # "tests: N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,9 +12,14 @@ cd "$(dirname "$0")/.."
 ./tests/e2e/guest/build-guest.sh
 
 results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
+published=$(mktemp -d)
+trap 'rm -rf "$results" "$published"' EXIT
 
 dotnet build VsockActors.sln -c Release -nologo -clp:ErrorsOnly
+# The single-file binary, as scripts/publish.sh makes it, for tests/Vsock.Launcher.Tests/Publish
+# (about a minute; without the variable those tests publish it themselves).
+VSOCK_PUBLISHED_BINARY=$(./scripts/publish.sh "$published")
+export VSOCK_PUBLISHED_BINARY
 status=0
 # -m:1: one test project at a time, so the QEMU tests' timing checks never compete with another
 # project for the two cores.

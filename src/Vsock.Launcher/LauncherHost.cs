@@ -3,22 +3,23 @@ using Akka.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Hosting.Systemd;
 using Serilog;
-using Serilog.Events;
 using Vsock.Actors.Hosting;
 using Vsock.Launcher.Configuration;
+using Vsock.Launcher.Logging;
+using Vsock.Launcher.Systemd;
 
 namespace Vsock.Launcher;
 
 /// <summary>
-/// The generic host around the actor system: Serilog on stderr, Akka.Hosting, and the console
-/// lifetime, which turns SIGINT and SIGTERM into a host stop; Akka.Hosting answers that stop with
-/// CoordinatedShutdown, so every device actor's PostStop runs before the process exits.
+/// The generic host around the actor system: Serilog on stderr (<see cref="LauncherLogging"/>), Akka.Hosting,
+/// the systemd notifications (<see cref="SystemdNotification"/>), and the console lifetime, which turns SIGINT
+/// and SIGTERM into a host stop; Akka.Hosting answers that stop with CoordinatedShutdown, so every device
+/// actor's PostStop runs before the process exits.
 /// </summary>
 internal static class LauncherHost
 {
-    private const string OutputTemplate = "[{Timestamp:yyyy-MM-ddTHH:mm:ss.fffZ} {Level:u3} {Source}] {Message:lj}{NewLine}{Exception}";
-
     /// <returns>0 after a stop asked for by a signal; 1 if the devices failed to start or the actor system stopped on its own.</returns>
     public static async Task<int> RunAsync(LaunchOptions options)
     {
@@ -32,28 +33,22 @@ internal static class LauncherHost
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(options.LogLevel);
-        builder.Services.AddSerilog(logger => logger
-            .MinimumLevel.Is(ToSerilog(options.LogLevel))
-            .Enrich.FromLogContext()
-            .Enrich.With(new LogSourceEnricher(CommandLine.Name))
-            .WriteTo.Console(outputTemplate: OutputTemplate, standardErrorFromLevel: LevelAlias.Minimum,
-                formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+        builder.Services.AddSerilog(LauncherLogging.CreateLogger(options.LogLevel), dispose: true);
 
         // Set once the devices' own start-up (inside WithVsockDevices) has completed: Akka.Hosting
         // logs a failed start and stops the host, which would otherwise look like a clean stop.
         bool started = false;
+        var readiness = new DeviceReadiness(options.Vms.Select(vm => vm.GuestCid));
         builder.Services.AddAkka(CommandLine.Name, (akka, _) =>
         {
-            akka.ConfigureLoggers(loggers =>
-            {
-                loggers.LogLevel = ToAkka(options.LogLevel);
-                loggers.ClearLoggers();
-                loggers.AddLoggerFactory();
-            });
-            akka.AddHocon($"akka.stdout-logger-class = \"{StandardErrorLogger.ClassName}\"", HoconAddMode.Prepend);
+            akka.WithLauncherLogging(options.LogLevel);
+            akka.WithDeviceReadiness(readiness); // before the devices, so none is missed
             akka.WithVsockDevices(options.Vms);
             akka.AddStartup((_, _) => Volatile.Write(ref started, true));
         });
+        builder.Services.AddSingleton(readiness);
+        builder.Services.AddSingleton<ISystemdNotifier>(new SystemdNotifier());
+        builder.Services.AddHostedService<SystemdNotification>(); // after Akka's: starts once the actor system has
 
         using IHost host = builder.Build();
         Microsoft.Extensions.Logging.ILogger log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger(CommandLine.Name);
@@ -95,23 +90,4 @@ internal static class LauncherHost
         log.LogCritical("the actor system shut down on its own ({Reason})", reason);
         return 1;
     }
-
-    private static LogEventLevel ToSerilog(LogLevel level) => level switch
-    {
-        LogLevel.Trace => LogEventLevel.Verbose,
-        LogLevel.Debug => LogEventLevel.Debug,
-        LogLevel.Information => LogEventLevel.Information,
-        LogLevel.Warning => LogEventLevel.Warning,
-        LogLevel.Error => LogEventLevel.Error,
-        LogLevel.Critical => LogEventLevel.Fatal,
-        _ => LevelAlias.Off,
-    };
-
-    private static Akka.Event.LogLevel ToAkka(LogLevel level) => level switch
-    {
-        LogLevel.Trace or LogLevel.Debug => Akka.Event.LogLevel.DebugLevel,
-        LogLevel.Information => Akka.Event.LogLevel.InfoLevel,
-        LogLevel.Warning => Akka.Event.LogLevel.WarningLevel,
-        _ => Akka.Event.LogLevel.ErrorLevel,
-    };
 }

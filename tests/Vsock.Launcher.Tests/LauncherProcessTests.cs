@@ -1,58 +1,21 @@
-using System.Diagnostics;
+using Vsock.Launcher.Tests.Daemon;
 
 namespace Vsock.Launcher.Tests;
 
 /// <summary>The built launcher as a user runs it: <c>dotnet vhost-device-vsock.dll ...</c>.</summary>
 public sealed class LauncherProcessTests : IDisposable
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
-    private static readonly string LauncherDll = Path.Combine(AppContext.BaseDirectory, "vhost-device-vsock.dll");
-
     private readonly TempDirectory _dir = new();
 
     public void Dispose() => _dir.Dispose();
 
-    private static Process Start(params string[] args) => Start(new Dictionary<string, string>(), args);
-
-    private static Process Start(IReadOnlyDictionary<string, string> environment, params string[] args)
-    {
-        string host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } path && File.Exists(path) ? path : "dotnet";
-        var start = new ProcessStartInfo(host)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(LauncherDll);
-        foreach (string arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        // The machine's logging settings must not change what the launcher prints.
-        start.Environment.Remove("RUST_LOG");
-        start.Environment.Remove("VHOST_DEVICE_VSOCK_LOG");
-        start.Environment.Remove("VSOCK_STATS_FILE");
-        foreach ((string name, string value) in environment)
-        {
-            start.Environment[name] = value;
-        }
-
-        return Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start");
-    }
-
     private static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
     {
-        using Process process = Start(args);
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(Patience))
-        {
-            process.Kill();
-            Assert.Fail("the launcher did not exit");
-        }
-
-        return (process.ExitCode, stdout.Result, stderr.Result);
+        using var daemon = DaemonProcess.StartDll(null, args);
+        int? exitCode = daemon.WaitForExit();
+        Assert.True(exitCode.HasValue, "the launcher did not exit");
+        string stderr = daemon.StderrLines.Count == 0 ? "" : daemon.Stderr + Environment.NewLine;
+        return (exitCode.Value, daemon.Stdout, stderr);
     }
 
     [Theory]
@@ -81,106 +44,45 @@ public sealed class LauncherProcessTests : IDisposable
     [Fact]
     public void Sigterm_stops_a_running_launcher_cleanly_with_exit_code_0()
     {
-        using Process process = Start(
+        using var daemon = DaemonProcess.StartDll(null,
             "--log-level", "info",
             "--vm", $"guest-cid=3,socket={_dir.File("vhost3.socket")},uds-path={_dir.File("vm3.vsock")}");
-        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var stderr = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                return;
-            }
 
-            stderr.Enqueue(e.Data);
-            if (e.Data.Contains("started with 1 device(s)", StringComparison.Ordinal))
-            {
-                started.TrySetResult();
-            }
-        };
-        process.BeginErrorReadLine();
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Assert.True(daemon.WaitForLine("started with 1 device(s)"), "no start-up line; stderr: " + daemon.Stderr);
+        daemon.Signal("-TERM");
 
-        try
-        {
-            Assert.True(started.Task.Wait(Patience), "no start-up line; stderr: " + string.Join(" | ", stderr));
-
-            using (Process kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                kill.WaitForExit();
-            }
-
-            Assert.True(process.WaitForExit(Patience), "the launcher did not stop on SIGTERM");
-            process.WaitForExit(); // drain the redirected streams
-            Assert.Equal(0, process.ExitCode);
-            Assert.Empty(stdout.Result);
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill();
-            }
-        }
+        Assert.Equal(0, daemon.WaitForExit());
+        Assert.Empty(daemon.Stdout);
     }
 
     [Fact]
     public void Stats_file_is_written_on_sigusr1_and_at_exit()
     {
         string statsFile = _dir.File("stats");
-        using Process process = Start(
+        using var daemon = DaemonProcess.StartDll(
             new Dictionary<string, string> { ["VSOCK_STATS_FILE"] = statsFile },
             "--log-level", "info",
             "--vm", $"guest-cid=3,socket={_dir.File("vhost3.socket")},uds-path={_dir.File("vm3.vsock")}");
-        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data?.Contains("started with 1 device(s)", StringComparison.Ordinal) == true)
-            {
-                started.TrySetResult();
-            }
-        };
-        process.BeginErrorReadLine();
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
 
-        try
-        {
-            Assert.True(started.Task.Wait(Patience), "no start-up line");
-            Assert.False(File.Exists(statsFile));
+        Assert.True(daemon.WaitForLine("started with 1 device(s)"), "no start-up line; stderr: " + daemon.Stderr);
+        Assert.False(File.Exists(statsFile));
 
-            Signal("-USR1", process);
-            Dictionary<string, long> snapshot = WaitForStats(statsFile, sequence: 1);
-            Assert.Equal(["sequence", "gen0", "gen1", "gen2", "allocated_bytes", "heap_bytes"], snapshot.Keys);
-            Assert.True(snapshot["allocated_bytes"] > 0);
-            Assert.False(process.HasExited, "SIGUSR1 must not stop the daemon when VSOCK_STATS_FILE is set");
+        daemon.Signal("-USR1");
+        Dictionary<string, long> snapshot = WaitForStats(statsFile, sequence: 1);
+        Assert.Equal(["sequence", "gen0", "gen1", "gen2", "allocated_bytes", "heap_bytes"], snapshot.Keys);
+        Assert.True(snapshot["allocated_bytes"] > 0);
+        Assert.False(daemon.HasExited, "SIGUSR1 must not stop the daemon when VSOCK_STATS_FILE is set");
 
-            Signal("-TERM", process);
-            Assert.True(process.WaitForExit(Patience), "the launcher did not stop on SIGTERM");
-            process.WaitForExit();
-            Assert.Equal(0, process.ExitCode);
-            Dictionary<string, long> final = WaitForStats(statsFile, sequence: 2);
-            Assert.True(final["allocated_bytes"] >= snapshot["allocated_bytes"]);
-            Assert.Empty(stdout.Result);
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill();
-            }
-        }
-    }
-
-    private static void Signal(string signal, Process process)
-    {
-        using Process kill = Process.Start("kill", [signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
+        daemon.Signal("-TERM");
+        Assert.Equal(0, daemon.WaitForExit());
+        Dictionary<string, long> final = WaitForStats(statsFile, sequence: 2);
+        Assert.True(final["allocated_bytes"] >= snapshot["allocated_bytes"]);
+        Assert.Empty(daemon.Stdout);
     }
 
     private static Dictionary<string, long> WaitForStats(string path, long sequence)
     {
-        DateTime deadline = DateTime.UtcNow + Patience;
+        DateTime deadline = DateTime.UtcNow + DaemonProcess.Patience;
         while (DateTime.UtcNow < deadline)
         {
             if (File.Exists(path))

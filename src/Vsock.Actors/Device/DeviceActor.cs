@@ -126,6 +126,8 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
                 _log.Info("forwarding host AF_VSOCK port {0} to guest CID {1} port {0}", port, _settings.GuestCid);
             }
         }
+        // Every listener of this VM exists: the launcher tells systemd READY=1 once all VMs said so.
+        Context.System.EventStream.Publish(new Hosting.DeviceListening(_settings.GuestCid));
 
         _groupRouter.Tell(new Register(_settings.GuestCid, _settings.Groups));
         _log.Info("device for guest CID {0} listening for the VMM on {1}{2}", _settings.GuestCid, _settings.Socket,

@@ -23,9 +23,9 @@ public static class VsockHostingExtensions
         if (duplicate is not null)
             throw new ArgumentException($"guest CID {duplicate.Key} is configured for more than one VM", nameof(vms));
 
-        // The per-VM dispatchers are derived from the file's template when each VM starts (VsockDispatchers.ForVm).
+        // The per-VM dispatchers are derived from the template when each VM starts (VsockDispatchers.ForVm).
         return builder
-            .AddHocon(File.ReadAllText(HoconPath), HoconAddMode.Prepend)
+            .AddHocon(VsockHocon.Read(), HoconAddMode.Prepend)
             .WithActors((system, registry) =>
             {
                 var router = system.ActorOf(GroupRouterActor.Props(), "vsock-groups");

@@ -1,0 +1,87 @@
+using System.Net.Sockets;
+using System.Text;
+using Vsock.Launcher.Tests.Daemon;
+using Vsock.Testing;
+
+namespace Vsock.Launcher.Tests.Publish;
+
+/// <summary>
+/// The published single-file binary (self-contained, trimmed) as an operator installs it: alone in its
+/// directory, with the synthetic guest as the VMM and the guest, so a real CONNECT → OK and data both ways
+/// go through it.
+/// </summary>
+public sealed class PublishedBinaryTests(PublishedBinary published) : IClassFixture<PublishedBinary>, IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void It_is_one_file_with_the_dispatchers_embedded()
+    {
+        string directory = Path.GetDirectoryName(published.Executable)!;
+
+        Assert.Equal(["vhost-device-vsock"], Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task A_host_connect_reaches_a_listening_guest_and_data_flows_both_ways()
+    {
+        string socket = _dir.File("vhost3.socket");
+        string uds = _dir.File("vm3.vsock");
+        using var daemon = DaemonProcess.StartExecutable(published.Executable, null,
+            "--vm", $"guest-cid=3,socket={socket},uds-path={uds}");
+        Assert.True(daemon.WaitForLine("listening for the VMM"), "the published binary did not start; stderr: " + daemon.Stderr);
+
+        using var cts = new CancellationTokenSource(Timeout);
+        await using (var guest = SyntheticGuest.Connect(socket))
+        {
+            using var listener = guest.Listen(5000);
+            using var host = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await host.ConnectAsync(new UnixDomainSocketEndPoint(uds), cts.Token);
+            await host.SendAsync(Encoding.ASCII.GetBytes("CONNECT 5000\nping"), cts.Token);
+
+            var stream = await listener.AcceptAsync(cts.Token);
+            Assert.Equal("OK 5000\n", await ReceiveTextAsync(host, "OK 5000\n".Length, cts.Token));
+            var fromHost = new byte[4];
+            Assert.Equal(4, await ReadExactlyAsync(stream, fromHost, cts.Token));
+            Assert.Equal("ping", Encoding.ASCII.GetString(fromHost));
+
+            await stream.WriteAsync(Encoding.ASCII.GetBytes("pong"), cts.Token);
+            Assert.Equal("pong", await ReceiveTextAsync(host, 4, cts.Token));
+            await stream.CloseAsync();
+        }
+
+        daemon.Signal("-TERM");
+        Assert.Equal(0, daemon.WaitForExit());
+        Assert.False(File.Exists(socket) || File.Exists(uds), "the sockets outlive the daemon");
+    }
+
+    private static async Task<string> ReceiveTextAsync(Socket socket, int length, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[length];
+        int received = 0;
+        while (received < length)
+        {
+            int n = await socket.ReceiveAsync(buffer.AsMemory(received), cancellationToken);
+            if (n == 0)
+                break;
+            received += n;
+        }
+        return Encoding.ASCII.GetString(buffer, 0, received);
+    }
+
+    private static async Task<int> ReadExactlyAsync(GuestStream stream, byte[] buffer, CancellationToken cancellationToken)
+    {
+        int read = 0;
+        while (read < buffer.Length)
+        {
+            int n = await stream.ReadAsync(buffer.AsMemory(read), cancellationToken);
+            if (n == 0)
+                break;
+            read += n;
+        }
+        return read;
+    }
+}
