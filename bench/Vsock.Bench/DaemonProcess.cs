@@ -179,7 +179,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
                 if (values.TryGetValue("sequence", out var sequence) && sequence >= wanted)
                 {
                     _lastSequence = sequence;
-                    return new GcSnapshot(values["gen0"], values["gen1"], values["gen2"], values["allocated_bytes"], values["heap_bytes"]);
+                    return new GcSnapshot(values["gen0"], values["gen1"], values["gen2"], values["allocated_bytes"], values["heap_bytes"],
+                        values.Where(v => v.Key.StartsWith("counter.", StringComparison.Ordinal)).ToDictionary(v => v.Key["counter.".Length..], v => v.Value));
                 }
             }
             await Task.Delay(10);
@@ -213,7 +214,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
     }
 }
 
-internal readonly record struct GcSnapshot(long Gen0, long Gen1, long Gen2, long AllocatedBytes, long HeapBytes)
+internal readonly record struct GcSnapshot(long Gen0, long Gen1, long Gen2, long AllocatedBytes, long HeapBytes,
+    IReadOnlyDictionary<string, long>? Counters = null)
 {
     public static GcSnapshot operator -(GcSnapshot a, GcSnapshot b) =>
         new(a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.AllocatedBytes - b.AllocatedBytes, a.HeapBytes - b.HeapBytes);

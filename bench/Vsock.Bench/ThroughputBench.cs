@@ -26,7 +26,12 @@ internal static class ThroughputBench
         var (hosts, guests) = await OpenStreamsAsync(session, session.Vms[0], streams, cts.Token);
         try
         {
-            return (await MoveAsync(session, hosts, guests, direction, writeSize, totalBytes / streams, cts.Token)).Total;
+            var trace = Environment.GetEnvironmentVariable("VSOCK_BENCH_COUNTERS") == "1";
+            var before = trace ? await session.Daemon.SnapshotGcAsync() : default;
+            var result = (await MoveAsync(session, hosts, guests, direction, writeSize, totalBytes / streams, cts.Token)).Total;
+            if (trace)
+                PrintCounters(direction, writeSize, streams, totalBytes, before, await session.Daemon.SnapshotGcAsync());
+            return result;
         }
         finally
         {
@@ -63,6 +68,21 @@ internal static class ThroughputBench
             await Task.WhenAll(a, b).WaitAsync(cancellationToken);
             return stopwatch.Elapsed.TotalSeconds;
         }
+    }
+
+    /// <summary>
+    /// VSOCK_BENCH_COUNTERS=1: the daemon's data-path counters over one cell (VM 3), per MiB moved, on stderr:
+    /// how the rings were worked (reads, turns, notifications, kicks) and what made the data wait (stalls).
+    /// </summary>
+    private static void PrintCounters(Direction direction, int writeSize, int streams, long bytes, GcSnapshot before, GcSnapshot after)
+    {
+        var mib = bytes / (double)(1 << 20);
+        long D(string name) => (after.Counters?.GetValueOrDefault("3." + name) ?? 0) - (before.Counters?.GetValueOrDefault("3." + name) ?? 0);
+        string Per(string name) => $"{name} {D(name) / mib:0.0}";
+        Console.Error.WriteLine(
+            $"counters {direction} {writeSize / 1024} KiB x{streams} per MiB: {Per("RxReads")} {Per("RxTurns")} {Per("RxPackets")} {Per("RxNotifications")} " +
+            $"{Per("TxTurns")} {Per("TxKicks")} {Per("TxPackets")} {Per("TxNotifications")} {Per("CreditStallsTowardGuest")} {Per("HostSocketFull")} " +
+            $"{Per("RxBufferStarvation")}; bytes/read {(D("RxReads") > 0 ? D("RxBytes") / (double)D("RxReads") : 0):0}");
     }
 
     /// <summary>Host-initiated streams (CONNECT/OK) to <paramref name="vm"/>, each accepted by its guest.</summary>

@@ -1,5 +1,8 @@
 using System.Globalization;
+using System.Reflection;
 using System.Runtime.InteropServices;
+using System.Text;
+using Vsock.Device.Diagnostics;
 
 namespace Vsock.Launcher;
 
@@ -16,6 +19,8 @@ internal sealed class RuntimeStatisticsFile : IDisposable
 
     /// <summary>Linux's SIGUSR1; .NET accepts raw signal numbers cast to <see cref="PosixSignal"/>.</summary>
     private const PosixSignal SigUsr1 = (PosixSignal)10;
+
+    private static readonly FieldInfo[] CounterFields = typeof(DeviceCounters).GetFields(BindingFlags.Public | BindingFlags.Instance);
 
     private readonly object _sync = new();
     private readonly string _path;
@@ -48,15 +53,21 @@ internal sealed class RuntimeStatisticsFile : IDisposable
         lock (_sync)
         {
             _sequence++;
-            var text = string.Create(CultureInfo.InvariantCulture,
+            var text = new StringBuilder(string.Create(CultureInfo.InvariantCulture,
                 $"sequence {_sequence}\n" +
                 $"gen0 {GC.CollectionCount(0)}\n" +
                 $"gen1 {GC.CollectionCount(1)}\n" +
                 $"gen2 {GC.CollectionCount(2)}\n" +
                 $"allocated_bytes {GC.GetTotalAllocatedBytes(precise: true)}\n" +
-                $"heap_bytes {GC.GetTotalMemory(forceFullCollection: false)}\n");
+                $"heap_bytes {GC.GetTotalMemory(forceFullCollection: false)}\n"));
+            // Every VM's data-path counters, as counter.<cid>.<name>: what the benchmark prints per cell.
+            foreach (var (cid, counters) in VsockMeter.Registered)
+            {
+                foreach (var field in CounterFields)
+                    text.Append(CultureInfo.InvariantCulture, $"counter.{cid}.{field.Name} {field.GetValue(counters)}\n");
+            }
             var temporary = _path + ".tmp";
-            File.WriteAllText(temporary, text);
+            File.WriteAllText(temporary, text.ToString());
             File.Move(temporary, _path, overwrite: true);
         }
     }

@@ -18,6 +18,9 @@ public static class VsockMeter
 
     public static Meter Meter { get; } = Create();
 
+    /// <summary>The registered VMs' counters, by guest CID (the benchmark's statistics file reads them all).</summary>
+    public static IReadOnlyDictionary<ulong, DeviceCounters> Registered => Vms;
+
     /// <summary>Makes <paramref name="counters"/> observable as VM <paramref name="cid"/>; replaces an earlier registration of that CID.</summary>
     public static void Register(ulong cid, DeviceCounters counters) => Vms[cid] = counters;
 

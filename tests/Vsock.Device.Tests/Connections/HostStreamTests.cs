@@ -400,6 +400,29 @@ public sealed class HostStreamTests : IDisposable
     }
 
     [Fact]
+    public void The_guest_is_asked_for_credit_once_three_quarters_of_its_window_is_used_not_when_it_is_empty()
+    {
+        // A Linux guest returns credit only after consuming three quarters of its buffer: waiting for an empty
+        // window would stop the stream for a round trip every window. One request per window.
+        Establish(guestBufAlloc: 16384);
+        _peer.Send(Pattern(13000, 8));
+        Stream.OnSocketReady(EpollEvents.In);
+
+        var packets = Rx();
+        var request = packets.FindIndex(p => p.Op == VsockOp.CreditRequest);
+        Assert.True(request > 0, "no CREDIT_REQUEST");
+        var sentBefore = packets.Take(request).Where(p => p.Op == VsockOp.Rw).Sum(p => (long)p.Header.Len);
+        Assert.True(sentBefore > 16384 * 3 / 4, $"asked after {sentBefore} bytes: too early");
+        Assert.Equal(1, packets.Count(p => p.Op == VsockOp.CreditRequest));
+        Assert.Equal(13000, Payloads(packets).Length); // the window still had room: nothing waited for the answer
+        Assert.True(Stream.Has(StreamStatus.CreditRequested));
+
+        FromGuest(VsockOp.CreditUpdate, bufAlloc: 16384, fwdCnt: 13000); // the guest's answer re-opens asking
+        Tx();
+        Assert.False(Stream.Has(StreamStatus.CreditRequested));
+    }
+
+    [Fact]
     public void Host_eof_sends_shutdown_send_once_after_the_data_and_the_guest_can_still_write()
     {
         Establish();
