@@ -45,6 +45,12 @@ internal static class IdleMemoryBench
         await acceptor;
         await Task.Delay(2000); // let the daemon's mailboxes and pending receives settle
         var rssAfter = daemon.ReadRss();
+        if (int.TryParse(Environment.GetEnvironmentVariable("VSOCK_BENCH_IDLE_PAUSE"), out var pause))
+        {
+            // A window to look inside the daemon with every connection open (dotnet-gcdump, /proc/PID/smaps).
+            Console.Error.WriteLine($"idle memory: {connections} connections open in daemon {daemon.Pid}; pausing {pause} s");
+            await Task.Delay(TimeSpan.FromSeconds(pause));
+        }
         var heapAfter = await daemon.SnapshotGcAsync();
         var fds = daemon.CountOpenFds();
 

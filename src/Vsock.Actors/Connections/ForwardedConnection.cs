@@ -19,26 +19,20 @@ public sealed class ForwardedConnection : ConnectionActor
     }
 
     public static Props Props(HostStream stream, ConnectionSettings settings, uint guestPort) =>
-        Akka.Actor.Props.Create(() => new ForwardedConnection(stream, settings, guestPort));
+        Akka.Actor.Props.Create<ForwardedConnection>(stream, settings, guestPort); // no expression tree: one per connection
 
     protected override void PreStart()
     {
         WatchSocket();
         Device.Tell(new OpenToGuest(_guestPort));
-        Become(AwaitingOpen);
     }
 
-    private void AwaitingOpen(object message)
+    protected override void OnSetupMessage(object message)
     {
-        if (TakeReadiness(message) is { } events)
-        {
-            Stream.OnSocketReady(events); // recorded: the stream reads nothing before it is established
-            return;
-        }
         switch (message)
         {
             case OpenedToGuest:
-                Timers.StartSingleTimer(SetupTimeout.Instance, SetupTimeout.Instance, Settings.GuestResponseTimeout);
+                StartDeadline(Settings.GuestResponseTimeout);
                 BecomeConnected();
                 break;
             case OpenRefused refused:

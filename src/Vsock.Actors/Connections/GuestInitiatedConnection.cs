@@ -21,14 +21,13 @@ public sealed class GuestInitiatedConnection : ConnectionActor
     }
 
     public static Props Props(HostStream stream, ConnectionSettings settings, HostEndpoint endpoint) =>
-        Akka.Actor.Props.Create(() => new GuestInitiatedConnection(stream, settings, endpoint));
+        Akka.Actor.Props.Create<GuestInitiatedConnection>(stream, settings, endpoint); // no expression tree: one per connection
 
     /// <summary>The outcome of the connect: a socket, or why there is none.</summary>
     private sealed record ConnectResult(SafeFileHandle? Socket, string? Error) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
 
     protected override void PreStart()
     {
-        Become(Connecting);
         _connect = _endpoint.ConnectAsync(Settings.HostConnectTimeout);
         _connect.ContinueWith(
             t => t.IsCompletedSuccessfully
@@ -37,7 +36,7 @@ public sealed class GuestInitiatedConnection : ConnectionActor
             TaskContinuationOptions.ExecuteSynchronously).PipeTo(Self);
     }
 
-    private void Connecting(object message)
+    protected override void OnSetupMessage(object message)
     {
         switch (message)
         {

@@ -16,35 +16,51 @@ namespace Vsock.Actors.Connections;
 /// </summary>
 public sealed class HostInitiatedConnection : ConnectionActor
 {
-    private readonly byte[] _line = new byte[ConnectCommandParser.MaxLineLength + 1];
+    private byte[]? _line = new byte[ConnectCommandParser.MaxLineLength + 1];
+    private bool _opening;
 
     public HostInitiatedConnection(HostStream stream, ConnectionSettings settings) : base(stream, settings)
     {
     }
 
     public static Props Props(HostStream stream, ConnectionSettings settings) =>
-        Akka.Actor.Props.Create(() => new HostInitiatedConnection(stream, settings));
+        Akka.Actor.Props.Create<HostInitiatedConnection>(stream, settings); // no expression tree: one per connection
 
     protected override void PreStart()
     {
         WatchSocket();
-        Timers.StartSingleTimer(SetupTimeout.Instance, SetupTimeout.Instance, Settings.ConnectLineTimeout);
-        Become(AwaitingConnectLine);
+        StartDeadline(Settings.ConnectLineTimeout);
         ReadConnectLine();
     }
 
-    private void AwaitingConnectLine(object message)
+    protected override void OnSetupReadiness(uint events)
     {
-        if (TakeReadiness(message) is { } events)
-        {
-            Stream.OnSocketReady(events); // the stream keeps what it needs later (the peer hanging up)
+        base.OnSetupReadiness(events); // the stream keeps what it needs later (the peer hanging up)
+        if (!_opening)
             ReadConnectLine();
+    }
+
+    protected override void OnSetupTimeout()
+    {
+        if (_opening || Connected)
+        {
+            base.OnSetupTimeout();
             return;
         }
+        Log.Info("host client sent no CONNECT line within {0}; closing it", Settings.ConnectLineTimeout);
+        Context.Stop(Self);
+    }
+
+    protected override void OnSetupMessage(object message)
+    {
         switch (message)
         {
-            case SetupTimeout:
-                Log.Info("host client sent no CONNECT line within {0}; closing it", Settings.ConnectLineTimeout);
+            case OpenedToGuest when _opening:
+                StartDeadline(Settings.GuestResponseTimeout);
+                BecomeConnected();
+                break;
+            case OpenRefused refused when _opening:
+                Log.Info("host CONNECT refused: {0}", refused.Reason);
                 Context.Stop(Self);
                 break;
             default:
@@ -57,7 +73,8 @@ public sealed class HostInitiatedConnection : ConnectionActor
     private void ReadConnectLine()
     {
         var socket = Stream.Socket!;
-        var n = StreamIo.Peek(socket, _line);
+        var line = _line!;
+        var n = StreamIo.Peek(socket, line);
         if (n == StreamIo.WouldBlock)
             return; // the next edge brings more
         if (n < 0)
@@ -78,7 +95,7 @@ public sealed class HostInitiatedConnection : ConnectionActor
         }
         else
         {
-            status = parser.Feed(_line.AsSpan(0, n), out consumed, out port, out error);
+            status = parser.Feed(line.AsSpan(0, n), out consumed, out port, out error);
             if (status == ConnectCommandParser.Status.NeedMore && Stream.Has(StreamStatus.HostClosing))
             {
                 // The client shut its write side after an unterminated line: it still counts (as the reference).
@@ -95,36 +112,14 @@ public sealed class HostInitiatedConnection : ConnectionActor
                 Context.Stop(Self);
                 return;
         }
-        if (consumed > 0 && StreamIo.Receive(socket, _line.AsSpan(0, consumed)) != consumed)
+        if (consumed > 0 && StreamIo.Receive(socket, line.AsSpan(0, consumed)) != consumed)
         {
             Context.Stop(Self); // the bytes we just peeked are there; anything else is a broken socket
             return;
         }
-        Timers.Cancel(SetupTimeout.Instance);
+        _line = null;
+        _opening = true;
+        CancelDeadline();
         Device.Tell(new OpenToGuest(port));
-        Become(AwaitingOpen);
-    }
-
-    private void AwaitingOpen(object message)
-    {
-        if (TakeReadiness(message) is { } events)
-        {
-            Stream.OnSocketReady(events); // recorded: the stream reads nothing before it is established
-            return;
-        }
-        switch (message)
-        {
-            case OpenedToGuest:
-                Timers.StartSingleTimer(SetupTimeout.Instance, SetupTimeout.Instance, Settings.GuestResponseTimeout);
-                BecomeConnected();
-                break;
-            case OpenRefused refused:
-                Log.Info("host CONNECT refused: {0}", refused.Reason);
-                Context.Stop(Self);
-                break;
-            default:
-                Unhandled(message);
-                break;
-        }
     }
 }

@@ -160,8 +160,11 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             case OpenToGuest open:
                 OnOpenToGuest(open);
                 break;
+            case ConnectionStopped:
+                OnConnectionStopped(Sender);
+                break;
             case Terminated terminated:
-                OnTerminated(terminated.ActorRef);
+                OnListenerTerminated(terminated.ActorRef);
                 break;
             case SiblingPacket sibling:
                 _siblings.OnPacket(sibling, Sender, DriverRunning);
@@ -339,8 +342,8 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
 
     private void StartConnection(Props props, HostStream stream)
     {
-        var actor = Context.ActorOf(props.WithDispatcher(Context.Props.Dispatcher));
-        Context.Watch(actor);
+        // Not watched: the connection tells us when it stops (ConnectionStopped), which costs it no watch tables.
+        var actor = Context.ActorOf(props.WithDispatcher(Context.Props.Dispatcher).WithMailbox(VsockDispatchers.ConnectionMailbox));
         _table.AddOwner(actor, stream);
     }
 
@@ -352,7 +355,6 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         {
             case HostStream host when _table.OwnerOf(host) is { } owner:
                 _table.RemoveOwner(owner);
-                Context.Unwatch(owner);
                 Context.Stop(owner);
                 break;
             case SiblingStream:
@@ -361,12 +363,16 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         }
     }
 
-    private void OnTerminated(IActorRef actor)
+    private void OnListenerTerminated(IActorRef actor)
     {
         if (_listeners.Contains(actor))
             throw new InvalidOperationException($"listener {actor.Path.Name} of guest CID {_settings.GuestCid} stopped");
+    }
+
+    private void OnConnectionStopped(IActorRef actor)
+    {
         if (_table.RemoveOwner(actor) is not { } stream)
-            return;
+            return; // we stopped it ourselves, its stream finished (or it never had one)
         // The connection stopped while its stream was still open (a set-up timeout, a failure): the guest is owed an RST.
         if (_table.Remove(stream))
         {
@@ -402,10 +408,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         if (_table.Count > 0 || _table.OwnerCount > 0)
             _log.Info("dropping {0} stream(s): {1}", _table.Count, reason);
         foreach (var owner in _table.Owners.ToList())
-        {
-            Context.Unwatch(owner);
             Context.Stop(owner);
-        }
         _table.Clear();
         _scheduler.Clear();
         _siblings.ResetAll();

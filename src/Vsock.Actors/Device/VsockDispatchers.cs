@@ -14,6 +14,9 @@ namespace Vsock.Actors.Device;
 /// </summary>
 public static class VsockDispatchers
 {
+    /// <summary>The mailbox of connection actors (<see cref="CompactMailbox"/>).</summary>
+    public const string ConnectionMailbox = "vsock.connection-mailbox";
+
     /// <summary>The HOCON path of the per-VM dispatcher template.</summary>
     public const string TemplatePath = "vsock.vm-dispatcher";
 

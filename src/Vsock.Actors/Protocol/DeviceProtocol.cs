@@ -41,6 +41,16 @@ public static class DeviceProtocol
     /// <summary>Device → connection: the guest cannot be reached now (driver not running, no free port).</summary>
     public sealed record OpenRefused(string Reason) : INoSerializationVerificationNeeded;
 
+    /// <summary>
+    /// Connection → device, from its PostStop: the connection actor stopped (the device frees its stream's key and
+    /// resets the guest's stream if it was still open). Instead of DeathWatch, which costs two watch tables per actor.
+    /// </summary>
+    public sealed class ConnectionStopped : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly ConnectionStopped Instance = new();
+        private ConnectionStopped() { }
+    }
+
     /// <summary>Device → itself: one more turn at the TX ring (the last one used up its budget).</summary>
     internal sealed class DrainTx : INoSerializationVerificationNeeded, IDeadLetterSuppression
     {

@@ -42,6 +42,9 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
 
     private const uint OkLineRoom = 32;
 
+    /// <summary>The connection actor that owns the stream; told when set-up ends.</summary>
+    public IHostStreamOwner? Owner { get; set; }
+
     /// <summary>The host socket (null until connected); the owner registers it with the loop.</summary>
     public SafeHandle? Socket => _socket;
 
@@ -288,6 +291,7 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
         {
             case VsockOp.Response when (PendingOps & RxOps.Request) == 0 && _socket is not null:
                 Set(StreamStatus.Established);
+                Owner?.OnEstablished();
                 if (_sendsOkLine)
                     WriteOkLine();
                 ScheduleIfWork();
