@@ -6,9 +6,10 @@ using Vsock.Device.Connections;
 namespace Vsock.Actors.Connections;
 
 /// <summary>
-/// A guest REQUEST to the host: connects to <c>uds-path_PORT</c> (or host AF_VSOCK <c>forward-cid:PORT</c>) on a pool
-/// thread, never on the VM's loop, then hands the socket to the stream, which answers RESPONSE; a refused connect
-/// answers RST at once (the reference leaves the guest to time out after 2 s).
+/// A guest REQUEST to the host: connects to <c>uds-path_PORT</c> (or host AF_VSOCK <c>forward-cid:PORT</c>), then hands
+/// the socket to the stream, which answers RESPONSE; a refused connect answers RST at once (the reference leaves the
+/// guest to time out after 2 s). A unix connect is tried right here, non-blocking, since it completes or fails at
+/// once; only one that could wait (a full listen backlog, or AF_VSOCK) runs on a pool thread, never on the VM's loop.
 /// </summary>
 public sealed class GuestInitiatedConnection : ConnectionActor
 {
@@ -28,6 +29,11 @@ public sealed class GuestInitiatedConnection : ConnectionActor
 
     protected override void PreStart()
     {
+        if (_endpoint.TryConnectNow(out var socket, out var error))
+        {
+            OnSetupMessage(new ConnectResult(socket, error));
+            return;
+        }
         _connect = _endpoint.ConnectAsync(Settings.HostConnectTimeout);
         _connect.ContinueWith(
             t => t.IsCompletedSuccessfully

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Vsock.Device.Interop;
 using VsockApi = Vsock.Device.Interop.Vsock;
@@ -13,6 +14,17 @@ namespace Vsock.Actors.Connections;
 public abstract record HostEndpoint
 {
     public abstract Task<SafeFileHandle> ConnectAsync(TimeSpan timeout);
+
+    /// <summary>
+    /// Connects now if that cannot block (the VM's loop calls it): true with the socket, or true with an error, when
+    /// the outcome is known; false when only a thread that may block can find out (<see cref="ConnectAsync"/>).
+    /// </summary>
+    public virtual bool TryConnectNow(out SafeFileHandle? socket, out string? error)
+    {
+        socket = null;
+        error = null;
+        return false;
+    }
 
     public static HostEndpoint ForGuestPort(ConnectionSettings settings, uint port) =>
         settings.UdsPath is { } uds
@@ -33,6 +45,18 @@ public sealed record UnixEndpoint(string Path) : HostEndpoint
         socket.SetNonBlocking(true);
         return socket.Handle;
     });
+
+    /// <summary>
+    /// A non-blocking unix connect completes or fails at once, so it runs on the loop and saves the guest a thread
+    /// hop per connection; only a full listen backlog (EAGAIN) goes to <see cref="ConnectAsync"/>.
+    /// </summary>
+    public override bool TryConnectNow(out SafeFileHandle? socket, out string? error)
+    {
+        var connected = UnixSocket.TryConnectNonBlocking(Path, out var errno);
+        socket = connected?.Handle;
+        error = errno == 0 ? null : $"connect {Path}: {Marshal.GetPInvokeErrorMessage(errno)}";
+        return errno != Errno.EAGAIN;
+    }
 
     public override string ToString() => Path;
 }

@@ -97,6 +97,36 @@ public sealed class UnixSocket : IDisposable
         }
     }
 
+    /// <summary>
+    /// Connects a non-blocking socket to <paramref name="path"/> without waiting. A unix stream connect completes at
+    /// once or fails at once; the one case that would wait is a listener whose backlog is full, reported here as
+    /// <see cref="Errno.EAGAIN"/> (the caller then connects from a thread that may block). Returns the connected,
+    /// non-blocking socket, or null with the errno.
+    /// </summary>
+    public static UnixSocket? TryConnectNonBlocking(string path, out int errno)
+    {
+        var address = MakeAddress(path, out var addressLength);
+        var fd = Libc.Socket(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            throw LinuxException.FromLastError("socket AF_UNIX");
+        var socket = new UnixSocket(new SafeFileHandle(fd, ownsHandle: true));
+        while (true)
+        {
+            int result;
+            unsafe
+            {
+                result = Libc.Connect(socket.Handle, &address, addressLength);
+            }
+            errno = result == 0 ? 0 : Marshal.GetLastPInvokeError();
+            if (errno == Errno.EINTR)
+                continue;
+            if (errno == 0)
+                return socket;
+            socket.Dispose();
+            return null;
+        }
+    }
+
     /// <summary>A connected pair (socketpair), both blocking and close-on-exec.</summary>
     public static unsafe (UnixSocket, UnixSocket) Pair()
     {
