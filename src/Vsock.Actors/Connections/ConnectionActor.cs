@@ -132,8 +132,8 @@ public abstract class ConnectionActor : UntypedActor, IHostStreamOwner
     protected override void PostStop()
     {
         CancelDeadline();
-        // Out of the loop before the fd closes: a number epoll still watched could be reused.
-        Settings.Loop.Remove(_registration);
+        // The stream closes the socket next, and it is the socket's only holder: closing it leaves the epoll set.
+        Settings.Loop.Remove(_registration, closingFd: true);
         Stream.Dispose();
         // The device frees the stream's key and owes the guest an RST if it was still open (it ignores this when
         // it stopped us itself).

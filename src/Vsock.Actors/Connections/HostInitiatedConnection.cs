@@ -28,9 +28,10 @@ public sealed class HostInitiatedConnection : ConnectionActor
 
     protected override void PreStart()
     {
+        // No read yet: the client has usually not sent its line when we accept it. Registering reports the socket
+        // readable at once if it has, and later when it does.
         WatchSocket();
         StartDeadline(Settings.ConnectLineTimeout);
-        ReadConnectLine();
     }
 
     protected override void OnSetupReadiness(uint events)

@@ -90,6 +90,28 @@ public sealed class EventLoopTests
     }
 
     [Fact]
+    public void An_fd_removed_as_closing_leaves_the_set_when_closed_and_its_number_can_be_registered_again()
+    {
+        using var loop = new EventLoop("test-loop");
+        var first = new RecordingHandler(loop);
+        var a = EventFd.Create();
+        var number = a.Fd;
+        var ra = loop.Add(number, EpollEvents.In | EpollEvents.EdgeTriggered, first);
+        loop.Remove(ra, closingFd: true); // no EPOLL_CTL_DEL: the close below takes it out
+        a.Dispose();
+
+        // The kernel hands the lowest free number out again: a new fd on the same number can be added (EPOLL_CTL_ADD
+        // would fail with EEXIST had the old one stayed in the set) and only its own handler hears it.
+        using var b = EventFd.Create();
+        Assert.Equal(number, b.Fd);
+        var second = new RecordingHandler(loop);
+        loop.Add(b.Fd, EpollEvents.In | EpollEvents.EdgeTriggered, second);
+        b.Signal();
+        Assert.True(second.Seen.TryTake(out _, Wait));
+        Assert.Empty(first.Seen);
+    }
+
+    [Fact]
     public void A_throwing_item_or_handler_is_reported_and_the_loop_goes_on()
     {
         using var loop = new EventLoop("test-loop");
