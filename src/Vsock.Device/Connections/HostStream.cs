@@ -95,6 +95,7 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
         }
         _socket = socket;
         Set(StreamStatus.Established | StreamStatus.HostReadable | StreamStatus.HostWritable);
+        Host.Counters.StreamsOpened++;
         PendingOps |= RxOps.Response;
         Schedule();
     }
@@ -266,12 +267,14 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
         {
             case VsockOp.Response when (PendingOps & RxOps.Request) == 0 && _socket is not null:
                 Set(StreamStatus.Established);
+                Host.Counters.StreamsOpened++;
                 if (_sendsOkLine)
                     WriteOkLine();
                 ScheduleIfWork();
                 break;
             case VsockOp.Rst:
                 Host.Log.Debug($"{Key}: the guest refused the stream (nothing listens on port {Key.GuestPort})");
+                Host.Counters.StreamsRefused++;
                 Finish();
                 break;
             case VsockOp.CreditUpdate or VsockOp.CreditRequest:

@@ -26,8 +26,11 @@ public sealed class DeviceCounters
     // Streams.
     /// <summary>Streams open now (set by the device when its table changes).</summary>
     public long OpenStreams;
+    /// <summary>Streams set up: a REQUEST answered with RESPONSE (counted where the stream becomes established).</summary>
     public long StreamsOpened;
+    /// <summary>Connection attempts that ended without a stream: a REQUEST answered with RST, either way, or refused by the device.</summary>
     public long StreamsRefused;
+    /// <summary>Established streams ended by an RST to the guest other than the answer to the guest's own close.</summary>
     public long StreamsReset;
 
     /// <summary>A stream had host data for the guest but no credit left (it asked the guest for credit).</summary>
