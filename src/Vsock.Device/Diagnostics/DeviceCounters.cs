@@ -3,8 +3,8 @@ namespace Vsock.Device.Diagnostics;
 /// <summary>
 /// One VM's counters: plain fields, incremented on the VM's event-loop thread only (the data path pays a field
 /// increment, no atomics, no allocation), read from any thread by <see cref="VsockMeter"/> (aligned 64-bit reads
-/// are not torn on the 64-bit platforms we run on; a reader may see a value a few increments old). They live as
-/// long as the VM's device does, across VMM sessions.
+/// are not torn on the 64-bit platforms we run on; a reader may see a value a few increments old). The VM's
+/// supervisor owns them, so they outlive VMM sessions and device restarts; the daemon's start is their zero.
 /// </summary>
 public sealed class DeviceCounters
 {

@@ -232,5 +232,6 @@ internal sealed class MetricsEndpoint : IDisposable
         _listener.Dispose();
         _accepting.Wait(TimeSpan.FromSeconds(1));
         _owned?.Dispose();
+        _stop.Dispose(); // a client still being served sees ObjectDisposedException, which ends it like a cancel
     }
 }
