@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start-up time and idle memory of the daemon (docs/BENCHMARKS.md, "Idle memory and runtime settings").
-#   ./scripts/idle-memory.sh [-n VMS] [-r RUNS] [-w IDLE_SECONDS] -- COMMAND...
+#   ./scripts/idle-memory.sh [-n VMS] [-r RUNS] [-w IDLE_SECONDS] [-s] -- COMMAND...
 # e.g.
 #   ./scripts/idle-memory.sh -n 1 -r 5 -- dotnet src/Vsock.Launcher/bin/Release/net10.0/vhost-device-vsock.dll
 #   DOTNET_gcServer=1 ./scripts/idle-memory.sh -n 100 -- artifacts/vhost-device-vsock
@@ -10,14 +10,17 @@
 # the CPU time is the steadier figure. Then the daemon idles IDLE_SECONDS (no VMM connects) and its VmRSS and thread count are read from
 # /proc; then SIGTERM. Prints one line per run and the ranges. Environment variables pass through, so
 # runtime knobs (DOTNET_gcServer=1, DOTNET_GCgen0size=...) can be tried without rebuilding.
+# -s: COMMAND has --metrics-listen; /metrics is scraped once (curl) right after start-up, before the idle wait,
+# so the RSS includes a served scrape (the URL is taken from the daemon's log line).
 set -euo pipefail
-vms=1 runs=5 idle=5
-while getopts "n:r:w:" opt; do
+vms=1 runs=5 idle=5 scrape=0
+while getopts "n:r:w:s" opt; do
   case $opt in
     n) vms=$OPTARG ;;
     r) runs=$OPTARG ;;
     w) idle=$OPTARG ;;
-    *) echo "usage: $0 [-n VMS] [-r RUNS] [-w IDLE_SECONDS] -- COMMAND..." >&2; exit 2 ;;
+    s) scrape=1 ;;
+    *) echo "usage: $0 [-n VMS] [-r RUNS] [-w IDLE_SECONDS] [-s] -- COMMAND..." >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -53,6 +56,11 @@ for ((run = 1; run <= runs; run++)); do
   done
   t1=$(date +%s%N)
   cpu_ms=$(awk -v hz="$ticks" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$pid/stat")
+  if [ "$scrape" = 1 ]; then
+    url=$(grep -o 'http://[^ ]*/metrics' "$dir/stderr" | head -1)
+    [ -n "$url" ] || { echo "-s: no 'serving metrics' line in the daemon's log (is --metrics-listen given?)" >&2; exit 1; }
+    curl -sf -m 10 "$url" >/dev/null || { echo "-s: scraping $url failed" >&2; exit 1; }
+  fi
   sleep "$idle"
   rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
   nthreads=$(awk '/^Threads:/ { print $2 }' "/proc/$pid/status")

@@ -30,6 +30,7 @@ internal sealed record BenchOptions
                            [--idle 10000] [--latency 20000] [--rate 20000] [--placement both|pinned|unpinned]
                            [--guest-poll-us 0] [--guest-tx-interrupts lazy|always]
                            [--tx-buffer-size 262144] [--queue-size 256] (both passed to the daemon)
+                           [--metrics-scrape-ms 0] (above 0: the daemon gets --metrics-listen, scraped that often)
                            [--only reference,throughput,latency,rate,multivm,memory,gc] [--quick]
                Vsock.Bench --summarize REPORT.md... (a table of every run's figures, for scripts/bench-runs.sh)
         """;
@@ -52,6 +53,7 @@ internal sealed record BenchOptions
                 "--guest-poll-us" => options with { GuestPollMicroseconds = NextInt() },
                 "--tx-buffer-size" => options with { Daemon = options.Daemon with { TxBufferSize = NextInt() } },
                 "--queue-size" => options with { Daemon = options.Daemon with { QueueSize = NextInt() } },
+                "--metrics-scrape-ms" => options with { Daemon = options.Daemon with { MetricsScrapeMs = NextInt() } },
                 "--guest-tx-interrupts" => Next() switch
                 {
                     "lazy" => options with { LazyTxReclaim = true },

@@ -5,7 +5,9 @@ using System.Globalization;
 namespace Vsock.Bench;
 
 /// <summary>The daemon's per-VM settings the benchmark passes; <see cref="Issue10"/> is what issue 10 measured with.</summary>
-internal sealed record DaemonSettings(int TxBufferSize, int QueueSize)
+/// <param name="MetricsScrapeMs">Above 0: the daemon serves <c>--metrics-listen</c> on a free loopback port and is
+/// scraped every that many milliseconds (<see cref="MetricsScraper"/>).</param>
+internal sealed record DaemonSettings(int TxBufferSize, int QueueSize, int MetricsScrapeMs = 0)
 {
     public static DaemonSettings Issue10 { get; } = new(262144, 256);
 }
@@ -43,13 +45,16 @@ internal sealed class DaemonProcess : IAsyncDisposable
     public int Pid => _process.Id;
     public IReadOnlyCollection<string> Stderr => _stderr;
 
+    /// <summary>Scraping the daemon's <c>/metrics</c> (null unless <see cref="DaemonSettings.MetricsScrapeMs"/> is set).</summary>
+    public MetricsScraper? Scraper { get; private set; }
+
     /// <summary>The VMs of a daemon in <paramref name="directory"/>: CIDs from 3 up, vhost{cid}.sock and vm{cid}.vsock.</summary>
     public static IReadOnlyList<DaemonVm> Layout(string directory, int vmCount) =>
         [.. Enumerable.Range(0, vmCount).Select(i => (uint)(FirstCid + i))
             .Select(cid => new DaemonVm(cid, Path.Combine(directory, $"vhost{cid}.sock"), Path.Combine(directory, $"vm{cid}.vsock")))];
 
     /// <summary>The daemon's command line after the dll (also printed in the report, with <c>$D</c> for the directory).</summary>
-    public static IReadOnlyList<string> Arguments(IReadOnlyList<DaemonVm> vms, DaemonSettings settings)
+    public static IReadOnlyList<string> Arguments(IReadOnlyList<DaemonVm> vms, DaemonSettings settings, string metricsEndpoint = "127.0.0.1:PORT")
     {
         var tx = settings.TxBufferSize.ToString(CultureInfo.InvariantCulture);
         var queue = settings.QueueSize.ToString(CultureInfo.InvariantCulture);
@@ -64,6 +69,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
             foreach (var vm in vms)
                 args.AddRange(["--vm", $"guest-cid={vm.Cid},socket={vm.Socket},uds-path={vm.UdsPath},tx-buffer-size={tx},queue-size={queue}"]);
         }
+        if (settings.MetricsScrapeMs > 0)
+            args.AddRange(["--metrics-listen", metricsEndpoint]);
         args.AddRange(["--log-level", "warn"]);
         return args;
     }
@@ -80,7 +87,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add(launcherDll);
-        foreach (var arg in Arguments(vms, settings))
+        var metricsEndpoint = settings.MetricsScrapeMs > 0 ? $"127.0.0.1:{FreeLoopbackPort()}" : "";
+        foreach (var arg in Arguments(vms, settings, metricsEndpoint))
             start.ArgumentList.Add(arg);
         start.Environment["VSOCK_STATS_FILE"] = Path.Combine(directory, "stats");
         start.Environment.Remove("RUST_LOG");
@@ -113,7 +121,17 @@ internal sealed class DaemonProcess : IAsyncDisposable
             }
             await Task.Delay(20);
         }
+        if (settings.MetricsScrapeMs > 0)
+            daemon.Scraper = new MetricsScraper($"http://{metricsEndpoint}/metrics", TimeSpan.FromMilliseconds(settings.MetricsScrapeMs));
         return daemon;
+    }
+
+    /// <summary>A loopback port free a moment ago (the daemon logs at warn, so it cannot tell us one it chose).</summary>
+    private static int FreeLoopbackPort()
+    {
+        using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        probe.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        return ((System.Net.IPEndPoint)probe.LocalEndPoint!).Port;
     }
 
     /// <summary>
@@ -190,6 +208,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Scraper is { } scraper)
+            await scraper.DisposeAsync();
         if (!_process.HasExited)
         {
             Native.Kill(Pid, Native.SigTerm);

@@ -1,6 +1,7 @@
 namespace Vsock.Bench;
 
-internal readonly record struct GcResult(long Bytes, long Packets, GcSnapshot Delta)
+/// <param name="Scrapes">Scrapes of the daemon's /metrics during the run (0 without <c>--metrics-scrape-ms</c>); their allocations count too.</param>
+internal readonly record struct GcResult(long Bytes, long Packets, GcSnapshot Delta, long Scrapes)
 {
     public double AllocatedPerPacket => Packets == 0 ? 0 : (double)Delta.AllocatedBytes / Packets;
 }
@@ -19,13 +20,15 @@ internal static class GcBench
         foreach (var (direction, size) in Cells)
             await ThroughputBench.RunAsync(session, direction, size, 1, 16L << 20);
         var statsBefore = session.Guest.Statistics;
+        var scrapesBefore = session.Daemon.Scraper?.Scrapes ?? 0;
         var before = await session.Daemon.SnapshotGcAsync();
         foreach (var (direction, size) in Cells)
             await ThroughputBench.RunAsync(session, direction, size, 1, quarter);
         var after = await session.Daemon.SnapshotGcAsync();
         var statsAfter = session.Guest.Statistics;
         var packets = statsAfter.PacketsSent - statsBefore.PacketsSent + statsAfter.PacketsReceived - statsBefore.PacketsReceived;
-        return new GcResult(quarter * 4, packets, after - before);
+        var scrapes = (session.Daemon.Scraper?.Scrapes ?? 0) - scrapesBefore;
+        return new GcResult(quarter * 4, packets, after - before, scrapes);
     }
 
     private static readonly (Direction, int)[] Cells =

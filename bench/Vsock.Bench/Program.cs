@@ -99,7 +99,7 @@ try
                 report.Gc = await GcBench.RunAsync(session, options.GcBytes);
                 report.GcPlacement = placement;
             }
-            report.DaemonWarnings.AddRange(session.Daemon.Stderr);
+            report.SessionEnded(session.Daemon);
         }
 
         if (options.Phases.Contains("multivm"))
@@ -127,7 +127,7 @@ try
                 report.Progress($"{placement} {MultiVmBench.VmCount} VMs {direction}");
                 report.MultiVm[(placement, direction)] = await MultiVmBench.RunAsync(session, direction, 64 * 1024, options.CellBytes);
             }
-            report.DaemonWarnings.AddRange(session.Daemon.Stderr);
+            report.SessionEnded(session.Daemon);
         }
 
         if (options.Phases.Contains("memory") && placement == placements[0])
@@ -141,7 +141,7 @@ try
                 report.Notes.Add($"idle memory: open-file limit {Math.Min((long)fdLimit, daemonLimit)} allows {affordable} connections, not {wanted}");
             report.Memory = await IdleMemoryBench.RunAsync(session, affordable, 64);
             report.MemoryPlacement = placement;
-            report.DaemonWarnings.AddRange(session.Daemon.Stderr);
+            report.SessionEnded(session.Daemon);
         }
     }
 }

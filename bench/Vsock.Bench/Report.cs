@@ -51,6 +51,14 @@ internal sealed class Report(BenchOptions options)
     public List<string> Notes { get; } = [];
     public List<string> DaemonWarnings { get; } = [];
 
+    /// <summary>What a daemon left for the report: its warnings, and how its /metrics scrapes went.</summary>
+    public void SessionEnded(DaemonProcess daemon)
+    {
+        DaemonWarnings.AddRange(daemon.Stderr);
+        if (daemon.Scraper is { } scraper)
+            Notes.Add($"metrics: {scraper.Scrapes} scrapes of a daemon with {daemon.Vms.Count} VM(s), {scraper.Failures} failed, the last {scraper.LastBytes} bytes");
+    }
+
     public void Progress(string what) => Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {what}");
 
     public void Header(ulong fdLimit)
@@ -58,12 +66,15 @@ internal sealed class Report(BenchOptions options)
         var cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?";
         var load = File.ReadAllText("/proc/loadavg").Trim();
         var daemonArgs = string.Join(" ", DaemonProcess.Arguments(DaemonProcess.Layout("$D", 1), options.Daemon));
-        var settings = options.Daemon == DaemonSettings.Issue10 ? "issue 10's settings, this benchmark's defaults" : "given on the command line (issue 10 measured with 262144 and 256)";
+        var settings = options.Daemon with { MetricsScrapeMs = 0 } == DaemonSettings.Issue10 ? "issue 10's settings, this benchmark's defaults" : "given on the command line (issue 10 measured with 262144 and 256)";
         Line("# vhost-device-vsock benchmark");
         Line();
         Line($"- machine: {Environment.ProcessorCount} CPUs ({cpu}), {Environment.OSVersion.VersionString}, .NET {Environment.Version}; load average at start: {load}; started {DateTime.Now:yyyy-MM-dd HH:mm:ss}");
         Line($"- daemon: `dotnet {Path.GetFileName(options.LauncherDll)} {daemonArgs}` (Release), a separate process, `$D` a fresh temporary directory per daemon; " +
              $"--tx-buffer-size {options.Daemon.TxBufferSize} and --queue-size {options.Daemon.QueueSize}: {settings}");
+        Line(options.Daemon.MetricsScrapeMs > 0
+            ? $"- metrics endpoint: on (`--metrics-listen 127.0.0.1:PORT`, a free port per daemon), `/metrics` scraped every {options.Daemon.MetricsScrapeMs} ms by this process"
+            : "- metrics endpoint: off (no `--metrics-listen`)");
         Line("- driver: this process; a synthetic guest (QEMU 7.2 + Linux virtio-vsock: 128-entry rings, 4 KiB RX buffers, EVENT_IDX, buf_alloc 256 KiB, 64 KiB max packet) over the real vhost-user socket, and host applications on the real unix sockets (blocking calls, one thread per stream)");
         Line($"- guest applications: inside the driver thread (sink, source, echo, ping-pong, accept-and-close, connect-and-close; no copy to an application buffer, no hand-off to a task); " +
              $"TX interrupts {(options.LazyTxReclaim ? "only when TX room is needed (lazy reclaim)" : "always (as Linux virtio-vsock)")}; " +
@@ -251,6 +262,11 @@ internal sealed class Report(BenchOptions options)
         Line("| gen0 | gen1 | gen2 | allocated | packets (RX + TX) | allocated per packet |");
         Line("|---:|---:|---:|---:|---:|---:|");
         Line($"| {g.Delta.Gen0} | {g.Delta.Gen1} | {g.Delta.Gen2} | {g.Delta.AllocatedBytes / 1048576.0:0.0} MiB | {g.Packets} | {g.AllocatedPerPacket:0.0} B |");
+        if (options.Daemon.MetricsScrapeMs > 0)
+        {
+            Line();
+            Line($"/metrics was scraped {g.Scrapes} time(s) during this run; what the scrapes allocated is in the figures above.");
+        }
     }
 
     private void PrintTargets(IReadOnlyList<Target> targets)

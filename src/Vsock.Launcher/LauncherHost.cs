@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -6,8 +7,10 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Hosting.Systemd;
 using Serilog;
 using Vsock.Actors.Hosting;
+using Vsock.Device.Diagnostics;
 using Vsock.Launcher.Configuration;
 using Vsock.Launcher.Logging;
+using Vsock.Launcher.Metrics;
 using Vsock.Launcher.Systemd;
 
 namespace Vsock.Launcher;
@@ -57,6 +60,19 @@ internal static class LauncherHost
             log.LogWarning("{Warning}", warning);
         }
 
+        // Only with --metrics-listen: without it no listener, no socket, nothing reads the meter.
+        MetricsEndpoint? metrics;
+        try
+        {
+            metrics = options.MetricsListen is { } listen ? MetricsEndpoint.StartForMeter(listen, VsockMeter.Name, log) : null;
+        }
+        catch (SocketException e)
+        {
+            log.LogCritical("cannot serve metrics on {Endpoint}: {Message}", options.MetricsListen, e.Message);
+            return 1;
+        }
+
+        using MetricsEndpoint? endpoint = metrics;
         try
         {
             await host.StartAsync();

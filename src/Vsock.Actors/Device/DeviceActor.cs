@@ -321,7 +321,6 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         }
         stream.OpenToGuest(key);
         _table.Add(stream);
-        _counters.StreamsOpened++;
         Sender.Tell(OpenedToGuest.Instance);
     }
 
@@ -334,7 +333,6 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         var stream = new HostStream(_scheduler, _settings.TxBufferSize, socket: null, sendsOkLine: false);
         stream.AcceptFromGuest(key, request);
         _table.Add(stream);
-        _counters.StreamsOpened++;
         StartConnection(GuestInitiatedConnection.Props(stream, _connections, HostEndpoint.ForGuestPort(_connections, request.DstPort)), stream);
     }
 
@@ -377,6 +375,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         if (_table.Remove(stream))
         {
             _log.Debug("connection {0} ended with its stream open; resetting it", stream.Key);
+            CountAbortedStream(stream);
             _router.ResetGuestStream(stream.Key);
             RunRx();
         }
@@ -395,11 +394,20 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             OpenHostStream(stream.Key, h);
             return;
         }
-        _counters.StreamsRefused++;
+        CountAbortedStream(stream);
         _log.Info("guest CID {0} cannot reach CID {1} port {2}: {3}", _settings.GuestCid, h.DstCid, h.DstPort, unreachable.Reason);
         if (h.Op != VsockOp.Rst)
             _router.ReplyRst(h);
         RunRx();
+    }
+
+    /// <summary>A stream ended by an RST the device sends in its own name: a refusal if it was never set up, else a reset.</summary>
+    private void CountAbortedStream(VsockStream stream)
+    {
+        if (stream.Has(StreamStatus.Established))
+            _counters.StreamsReset++;
+        else
+            _counters.StreamsRefused++;
     }
 
     /// <summary>The guest lost its state (driver reset, VMM gone): every stream goes, the siblings are told.</summary>

@@ -21,7 +21,6 @@ internal sealed class SiblingLinks(IActorRef self, IActorRef router, StreamTable
     {
         var stream = new SiblingStream(scheduler, this, key, request.Type);
         table.Add(stream);
-        scheduler.Counters.StreamsOpened++;
         router.Tell(new SiblingPacket(request, null), self);
     }
 
@@ -53,7 +52,6 @@ internal sealed class SiblingLinks(IActorRef self, IActorRef router, StreamTable
             }
             found = new SiblingStream(scheduler, this, key, h.Type);
             table.Add(found);
-            scheduler.Counters.StreamsOpened++;
         }
         if (found is not SiblingStream stream)
         {

@@ -108,6 +108,8 @@ public unsafe ref struct RxTurn
         }
         Complete(0, (uint)written);
         _payloadBytes += (uint)written;
+        _counters.RxPackets++;
+        _counters.RxBytes += written;
         return true;
     }
 

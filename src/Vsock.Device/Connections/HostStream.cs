@@ -98,6 +98,7 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
         }
         _socket = socket;
         Set(StreamStatus.Established | StreamStatus.HostReadable | StreamStatus.HostWritable);
+        Host.Counters.StreamsOpened++;
         PendingOps |= RxOps.Response;
         Schedule();
     }
@@ -150,8 +151,10 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
             if (credit == 0)
             {
                 if (!Has(StreamStatus.CreditRequested))
-                {
                     PendingOps |= RxOps.CreditRequest;
+                if (!Has(StreamStatus.CreditStalled))
+                {
+                    Set(StreamStatus.CreditStalled);
                     Host.Counters.CreditStallsTowardGuest++;
                 }
                 break;
@@ -242,7 +245,7 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
     {
         var h = packet.Header;
         Credit.UpdatePeer(h.BufAlloc, h.FwdCnt);
-        Clear(StreamStatus.CreditRequested);
+        Clear(StreamStatus.CreditRequested | StreamStatus.CreditStalled);
         if (Has(StreamStatus.Finished))
             return;
         if (Resetting)
@@ -292,12 +295,14 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
             case VsockOp.Response when (PendingOps & RxOps.Request) == 0 && _socket is not null:
                 Set(StreamStatus.Established);
                 Owner?.OnEstablished();
+                Host.Counters.StreamsOpened++;
                 if (_sendsOkLine)
                     WriteOkLine();
                 ScheduleIfWork();
                 break;
             case VsockOp.Rst:
                 Host.Log.Debug($"{Key}: the guest refused the stream (nothing listens on port {Key.GuestPort})");
+                Host.Counters.StreamsRefused++;
                 Finish();
                 break;
             case VsockOp.CreditUpdate or VsockOp.CreditRequest:

@@ -34,7 +34,22 @@ public sealed class SiblingStream : VsockStream
     {
         _link = link;
         Open(key);
+    }
+
+    /// <summary>A RESPONSE passed (either way): the two guests set the stream up, so this VM counts it opened.</summary>
+    private void OnResponse()
+    {
+        if (Has(StreamStatus.Established))
+            return;
         Set(StreamStatus.Established);
+        Host.Counters.StreamsOpened++;
+    }
+
+    /// <summary>An RST passed (either way) before any RESPONSE: the REQUEST was refused.</summary>
+    private void OnRstBeforeResponse()
+    {
+        if (!Has(StreamStatus.Established))
+            Host.Counters.StreamsRefused++;
     }
 
     /// <summary>Packets waiting for our guest.</summary>
@@ -59,6 +74,8 @@ public sealed class SiblingStream : VsockStream
         }
         // The sibling guest's buffer state bounds what our guest may send it.
         Credit.UpdatePeer(header.BufAlloc, header.FwdCnt);
+        if (header.Op == VsockOp.Response)
+            OnResponse();
         _inbound.Enqueue(new Inbound { Header = header, Payload = payload });
         Schedule();
     }
@@ -80,6 +97,7 @@ public sealed class SiblingStream : VsockStream
                 _inbound.Dequeue();
                 if (h.Op == VsockOp.Rst)
                 {
+                    OnRstBeforeResponse();
                     Finish();
                     return RxFill.Idle;
                 }
@@ -129,7 +147,11 @@ public sealed class SiblingStream : VsockStream
                 payload = PayloadPool.Rent((int)h.Len);
                 packet.CopyDataTo(payload.AsSpan(0, (int)h.Len));
                 break;
+            case VsockOp.Response:
+                OnResponse();
+                break;
             case VsockOp.Rst:
+                OnRstBeforeResponse();
                 _link.Send(this, h, null);
                 Finish();
                 return;

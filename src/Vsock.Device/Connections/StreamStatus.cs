@@ -34,4 +34,6 @@ public enum StreamStatus : ushort
     Finished = 1 << 11,
     /// <summary>The guest sent CREDIT_REQUEST: the CREDIT_UPDATE owed is its answer and goes out even if it tells nothing new.</summary>
     CreditUpdateAsked = 1 << 12,
+    /// <summary>Host data waited for the guest's credit (counted once per stall); the guest's next packet clears it.</summary>
+    CreditStalled = 1 << 13,
 }

@@ -160,10 +160,13 @@ public abstract class VsockStream
     {
         if (!TrySend(ref turn, VsockOp.Rst))
             return false;
-        if (Has(StreamStatus.Established))
+        // Counted by how the stream ends: a REQUEST answered with RST is a refusal; an RST that answers the guest's
+        // own close (SHUTDOWN both ways) is the protocol's normal end; any other RST on a stream that was up is a reset.
+        const StreamStatus guestClosed = StreamStatus.GuestSendShut | StreamStatus.GuestReceiveShut;
+        if (!Has(StreamStatus.Established))
+            Host.Counters.StreamsRefused++;
+        else if ((Status & guestClosed) != guestClosed)
             Host.Counters.StreamsReset++;
-        else
-            Host.Counters.StreamsRefused++; // a REQUEST answered with RST: the host side could not be reached
         Finish();
         return true;
     }

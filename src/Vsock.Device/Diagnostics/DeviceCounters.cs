@@ -3,8 +3,8 @@ namespace Vsock.Device.Diagnostics;
 /// <summary>
 /// One VM's counters: plain fields, incremented on the VM's event-loop thread only (the data path pays a field
 /// increment, no atomics, no allocation), read from any thread by <see cref="VsockMeter"/> (aligned 64-bit reads
-/// are not torn on the 64-bit platforms we run on; a reader may see a value a few increments old). They live as
-/// long as the VM's device does, across VMM sessions.
+/// are not torn on the 64-bit platforms we run on; a reader may see a value a few increments old). The VM's
+/// supervisor owns them, so they outlive VMM sessions and device restarts; the daemon's start is their zero.
 /// </summary>
 public sealed class DeviceCounters
 {
@@ -26,8 +26,11 @@ public sealed class DeviceCounters
     // Streams.
     /// <summary>Streams open now (set by the device when its table changes).</summary>
     public long OpenStreams;
+    /// <summary>Streams set up: a REQUEST answered with RESPONSE (counted where the stream becomes established).</summary>
     public long StreamsOpened;
+    /// <summary>Connection attempts that ended without a stream: a REQUEST answered with RST, either way, or refused by the device.</summary>
     public long StreamsRefused;
+    /// <summary>Established streams ended by an RST to the guest other than the answer to the guest's own close.</summary>
     public long StreamsReset;
 
     /// <summary>A stream had host data for the guest but no credit left (it asked the guest for credit).</summary>

@@ -56,6 +56,14 @@ internal sealed class CommandLine
                 $"trace, debug, info, warn, error or off (default: ${LogLevelResolver.OwnVariable}, then ${LogLevelResolver.RustVariable}, then info)",
         };
 
+        MetricsListen = new Option<string>("--metrics-listen")
+        {
+            HelpName = "HOST:PORT",
+            Description =
+                "Serve Prometheus metrics at http://HOST:PORT/metrics (no authentication: bind a trusted address such as 127.0.0.1). " +
+                "Not with the YAML file's metrics_listen",
+        };
+
         Root = new RootCommand("vhost-user vsock device: connects QEMU guests' virtio-vsock to host unix sockets or host vsock.");
 
         // The reference (clap) has neither response files (@file) nor [directives]; a socket path
@@ -79,6 +87,7 @@ internal sealed class CommandLine
         Root.Options.Add(Vm);
         Root.Options.Add(Config);
         Root.Options.Add(LogLevel);
+        Root.Options.Add(MetricsListen);
     }
 
     public RootCommand Root { get; }
@@ -91,6 +100,8 @@ internal sealed class CommandLine
     public Option<string> Config { get; }
 
     public Option<string> LogLevel { get; }
+
+    public Option<string> MetricsListen { get; }
 
     public static ParserConfiguration ParserConfiguration { get; } = new() { ResponseFileTokenReplacer = null };
 

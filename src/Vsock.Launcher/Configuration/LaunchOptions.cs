@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.Extensions.Logging;
 using Vsock.Actors.Settings;
 
@@ -8,6 +9,9 @@ public sealed record LaunchOptions
 {
     /// <summary>The devices to run, validated, in command-line or file order. Empty when <see cref="InformationText"/> is set.</summary>
     public IReadOnlyList<VmSettings> Vms { get; init; } = [];
+
+    /// <summary>Where the Prometheus endpoint listens (<c>--metrics-listen</c> or YAML <c>metrics_listen</c>); null: no endpoint.</summary>
+    public IPEndPoint? MetricsListen { get; init; }
 
     /// <summary>From <c>--log-level</c>, else <c>VHOST_DEVICE_VSOCK_LOG</c>, else <c>RUST_LOG</c>, else Information.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;

@@ -36,7 +36,7 @@ public static class LauncherConfiguration
         var warnings = new List<string>();
         LogLevel level = LogLevelResolver.Resolve(result.GetValue(cli.LogLevel), environment, warnings);
 
-        IReadOnlyList<RawVm> sources = Sources(cli, result);
+        IReadOnlyList<RawVm> sources = Sources(cli, result, out RawValue? yamlMetricsListen);
         var built = new List<(VmSettings Settings, RawVm Source)>(sources.Count);
         foreach (RawVm source in sources)
         {
@@ -44,17 +44,34 @@ public static class LauncherConfiguration
         }
 
         VmSettingsValidator.CheckDistinct(built);
+        RawValue? metricsListen = MetricsListenSource(cli, result, yamlMetricsListen);
         return new LaunchOptions
         {
             Vms = built.ConvertAll(b => b.Settings),
+            MetricsListen = metricsListen is null ? null : MetricsListenParser.Parse(metricsListen),
             LogLevel = level,
             Warnings = warnings,
         };
     }
 
-    /// <summary>The reference's precedence: the file, else the <c>--vm</c> list, else the flags; never a mix.</summary>
-    private static IReadOnlyList<RawVm> Sources(CommandLine cli, ParseResult result)
+    /// <summary><c>--metrics-listen</c>, or the YAML file's <c>metrics_listen</c>; not both.</summary>
+    private static RawValue? MetricsListenSource(CommandLine cli, ParseResult result, RawValue? yaml)
     {
+        string? flag = result.GetValue(cli.MetricsListen);
+        if (flag is null)
+        {
+            return yaml;
+        }
+
+        return yaml is null
+            ? new RawValue(flag, "--metrics-listen")
+            : throw new ConfigurationException($"--metrics-listen cannot be combined with {yaml.Where} (one source of the metrics endpoint)");
+    }
+
+    /// <summary>The reference's precedence: the file, else the <c>--vm</c> list, else the flags; never a mix.</summary>
+    private static IReadOnlyList<RawVm> Sources(CommandLine cli, ParseResult result, out RawValue? yamlMetricsListen)
+    {
+        yamlMetricsListen = null;
         string? config = result.GetValue(cli.Config);
         string[] vms = result.GetValue(cli.Vm) ?? [];
         List<VmKey> flags = cli.DeviceOptions.Where(o => result.GetResult(o.Value) is not null).Select(o => o.Key).ToList();
@@ -77,7 +94,9 @@ public static class LauncherConfiguration
 
         if (config is not null)
         {
-            return YamlConfigLoader.Load(config);
+            YamlConfig file = YamlConfigLoader.Load(config);
+            yamlMetricsListen = file.MetricsListen;
+            return file.Vms;
         }
 
         if (vms.Length > 0)

@@ -4,9 +4,12 @@ using YamlDotNet.RepresentationModel;
 
 namespace Vsock.Launcher.Configuration;
 
+/// <summary>What a <c>--config</c> file describes: the devices, and where the metrics endpoint listens if it says.</summary>
+internal sealed record YamlConfig(IReadOnlyList<RawVm> Vms, RawValue? MetricsListen);
+
 /// <summary>
-/// The <c>--config FILE.yaml</c> format: a mapping with one key, <c>vms</c>, holding a non-empty
-/// list of VM mappings. Read as a node tree (not deserialised into a class) so that unknown keys,
+/// The <c>--config FILE.yaml</c> format: a mapping with the key <c>vms</c>, holding a non-empty
+/// list of VM mappings, and optionally <c>metrics_listen: HOST:PORT</c>. Read as a node tree (not deserialised into a class) so that unknown keys,
 /// wrong value shapes and quoted numbers can be refused with the line and column they are at.
 /// Unlike the reference: keys are accepted in both spellings (<c>forward_cid</c> and
 /// <c>forward-cid</c>), unknown keys are errors rather than ignored, a missing file is an error
@@ -16,8 +19,10 @@ namespace Vsock.Launcher.Configuration;
 internal static class YamlConfigLoader
 {
     private const string VmsKey = "vms";
+    private const string MetricsListenKey = "metrics_listen";
+    private const string MetricsListenDashKey = "metrics-listen";
 
-    public static IReadOnlyList<RawVm> Load(string path)
+    public static YamlConfig Load(string path)
     {
         string text;
         try
@@ -33,7 +38,7 @@ internal static class YamlConfigLoader
     }
 
     /// <param name="path">Only for messages.</param>
-    internal static IReadOnlyList<RawVm> Parse(string text, string path)
+    internal static YamlConfig Parse(string text, string path)
     {
         var stream = new YamlStream();
         var parser = new TrackingParser(new Parser(new StringReader(text)));
@@ -70,15 +75,26 @@ internal static class YamlConfigLoader
         }
 
         YamlNode? vms = null;
+        RawValue? metricsListen = null;
         foreach ((YamlNode key, YamlNode value) in root.Children)
         {
             if (key is YamlScalarNode { Value: VmsKey })
             {
                 vms = value;
             }
+            else if (key is YamlScalarNode { Value: MetricsListenKey or MetricsListenDashKey } name)
+            {
+                if (metricsListen is not null)
+                {
+                    throw new ConfigurationException($"{At(path, key.Start)}: '{name.Value}' is given twice");
+                }
+
+                metricsListen = TopLevelScalar(value, $"{At(path, value.Start)}: {name.Value}");
+            }
             else
             {
-                throw new ConfigurationException($"{At(path, key.Start)}: unknown top-level key {Describe(key)} (only 'vms' is allowed)");
+                throw new ConfigurationException(
+                    $"{At(path, key.Start)}: unknown top-level key {Describe(key)} (only 'vms' and 'metrics_listen' are allowed)");
             }
         }
 
@@ -103,7 +119,18 @@ internal static class YamlConfigLoader
             result.Add(ParseVm(list.Children[i], i, path));
         }
 
-        return result;
+        return new YamlConfig(result, metricsListen);
+    }
+
+    /// <summary>A top-level setting with one value.</summary>
+    private static RawValue TopLevelScalar(YamlNode node, string where)
+    {
+        if (node is not YamlScalarNode scalar)
+        {
+            throw new ConfigurationException($"{where}: expected a single value, not {(node is YamlSequenceNode ? "a list" : "a mapping")}");
+        }
+
+        return IsNull(scalar) ? throw new ConfigurationException($"{where}: has no value") : new RawValue(scalar.Value ?? string.Empty, where);
     }
 
     private static RawVm ParseVm(YamlNode node, int index, string path)

@@ -130,6 +130,7 @@ public sealed class HostStreamTests : IDisposable
         Assert.Equal(0, _peer.Available);
         Assert.Equal(0u, Stream.CreditSnapshot.FwdCnt); // our own line is not guest data
         Assert.False(Stream.HoldsTxStorage);
+        Assert.Equal(1, _host.Counters.StreamsOpened); // counted once the guest answered
     }
 
     [Fact]
@@ -161,6 +162,7 @@ public sealed class HostStreamTests : IDisposable
         Assert.False(Stream.HasRxWork);
         Assert.Empty(Rx());
         Assert.Equal(0, _peer.Available);
+        Assert.Equal((0, 1), (_host.Counters.StreamsOpened, _host.Counters.StreamsRefused));
     }
 
     [Fact]
@@ -196,6 +198,7 @@ public sealed class HostStreamTests : IDisposable
         _peer.Send(new byte[3000]);
         Stream.OnSocketReady(EpollEvents.In);
         Assert.Equal(1000, Payloads(Rx()).Length); // the guest's buf_alloc from its REQUEST bounds what it gets
+        Assert.Equal(1, _host.Counters.StreamsOpened);
     }
 
     [Fact]
@@ -208,6 +211,7 @@ public sealed class HostStreamTests : IDisposable
         Assert.Equal(VsockOp.Rst, rst.Op);
         Assert.Equal(Key.GuestPort, rst.Header.DstPort);
         Assert.Equal([Stream], _host.Finished);
+        Assert.Equal((0, 1, 0), (_host.Counters.StreamsOpened, _host.Counters.StreamsRefused, _host.Counters.StreamsReset));
 
         // A connect that completes after all is closed at once.
         Stream.OnConnected(_ours.SafeHandle);
@@ -266,6 +270,7 @@ public sealed class HostStreamTests : IDisposable
         Assert.Equal(0u, Stream.TxBuffered);
         Assert.Equal(60000u, Stream.CreditSnapshot.FwdCnt);
         Assert.Contains(Rx(), p => p.Op == VsockOp.CreditUpdate && p.Header.FwdCnt == 60000);
+        Assert.Equal(1, _host.Counters.HostSocketFull); // one stall: bytes queued behind it do not count again
     }
 
     [Fact]
@@ -294,6 +299,7 @@ public sealed class HostStreamTests : IDisposable
         Assert.Equal([Stream], _host.Finished);
         Assert.Equal(0, _peer.Available);
         Assert.Contains(_rig.Log.Warnings, w => w.Contains("beyond its credit"));
+        Assert.Equal((1, 1), (_host.Counters.StreamsOpened, _host.Counters.StreamsReset));
     }
 
     [Fact]
@@ -362,6 +368,7 @@ public sealed class HostStreamTests : IDisposable
         Assert.Equal("bye"u8.ToArray(), Receive(3));
         Assert.Equal(VsockOp.Rst, Assert.Single(Rx()).Op);
         Assert.Equal([Stream], _host.Finished);
+        Assert.Equal(0, _host.Counters.StreamsReset); // the RST that answers the guest's close is the normal end
     }
 
     [Fact]
@@ -391,6 +398,7 @@ public sealed class HostStreamTests : IDisposable
         Assert.Equal(VsockOp.CreditRequest, first[^1].Op);
         Assert.False(Stream.HasRxWork); // asked once; the guest's next packet tells
         Assert.Equal(7000, _ours.Available); // the rest waits in the socket, not in the daemon
+        Assert.Equal(1, _host.Counters.CreditStallsTowardGuest);
 
         FromGuest(VsockOp.CreditUpdate, bufAlloc: 5000, fwdCnt: 5000);
         Tx();

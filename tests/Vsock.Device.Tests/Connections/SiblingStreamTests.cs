@@ -81,6 +81,7 @@ public sealed class SiblingStreamTests : IDisposable
         Assert.Equal(9u, packets[3].Header.FwdCnt);
         Assert.Equal(0, stream.InboundCount);
         Assert.False(stream.HasRxWork);
+        Assert.Equal(1, _host.Counters.StreamsOpened); // the sibling guest's RESPONSE set it up
     }
 
     [Fact]
@@ -101,6 +102,8 @@ public sealed class SiblingStreamTests : IDisposable
         Assert.Equal(flags, packets[^1].Header.Flags);
         Assert.All(packets, p => Assert.Equal(VsockConstants.HeaderSize + p.Header.Len, p.UsedLength));
         Assert.Equal(message, packets.SelectMany(p => p.Payload).ToArray());
+        Assert.Equal(65536, _rig.Counters.RxBytes); // payloads copied into RX buffers count like those read from sockets
+        Assert.Equal(17, _rig.Counters.RxPackets);
     }
 
     [Fact]
@@ -185,6 +188,7 @@ public sealed class SiblingStreamTests : IDisposable
         Assert.Equal(VsockOp.Rst, Assert.Single(Rx(stream)).Op);
         Assert.Equal([stream], _host.Finished);
         Assert.Contains(_rig.Log.Warnings, w => w.Contains("beyond the credit"));
+        Assert.Equal((1, 1, 0), (_host.Counters.StreamsOpened, _host.Counters.StreamsReset, _host.Counters.StreamsRefused));
     }
 
     [Fact]
@@ -216,6 +220,7 @@ public sealed class SiblingStreamTests : IDisposable
         Assert.Equal(VsockOp.Rst, Assert.Single(_link.Sent).Header.Op);
         Assert.Equal([stream], _host.Finished);
         Assert.False(stream.HasRxWork);
+        Assert.Equal((0, 1), (_host.Counters.StreamsOpened, _host.Counters.StreamsRefused)); // an RST before any RESPONSE
     }
 
     [Fact]

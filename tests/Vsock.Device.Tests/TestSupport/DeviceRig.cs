@@ -37,7 +37,7 @@ internal sealed class DeviceRig : IDisposable
         Tx = new MockDriver(Ram.Memory, queueSize, TxRingBase);
         Log = new RecordingLog();
         DeviceLog = new DeviceLog(Log);
-        Backend = new VsockBackend(GuestCid, queueSize, new NoEvents(), DeviceLog);
+        Backend = new VsockBackend(GuestCid, queueSize, new NoEvents(), DeviceLog, Counters);
         Backend.MemoryChanged(Ram.Memory);
         Backend.RingStarted(VsockBackend.RxQueueIndex, Config(VsockBackend.RxQueueIndex, Rx, queueSize, eventIdx, indirect));
         Backend.RingStarted(VsockBackend.TxQueueIndex, Config(VsockBackend.TxQueueIndex, Tx, queueSize, eventIdx, indirect));
@@ -52,6 +52,8 @@ internal sealed class DeviceRig : IDisposable
     public MockDriver Rx { get; }
     public MockDriver Tx { get; }
     public VsockBackend Backend { get; }
+    /// <summary>The backend's counters: what its RX and TX turns counted.</summary>
+    public DeviceCounters Counters { get; } = new();
     public RecordingLog Log { get; }
     public DeviceLog DeviceLog { get; }
     public EventFd RxCall { get; }

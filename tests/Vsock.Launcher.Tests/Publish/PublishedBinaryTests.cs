@@ -58,6 +58,23 @@ public sealed class PublishedBinaryTests(PublishedBinary published) : IClassFixt
         Assert.False(File.Exists(socket) || File.Exists(uds), "the sockets outlive the daemon");
     }
 
+    [Fact]
+    public async Task The_trimmed_binary_serves_the_meter_at_its_metrics_endpoint()
+    {
+        using var daemon = DaemonProcess.StartExecutable(published.Executable, null,
+            "--socket", _dir.File("vhost3.socket"), "--uds-path", _dir.File("vm3.vsock"), "--metrics-listen", "127.0.0.1:0");
+        Assert.True(daemon.WaitForLine("listening for the VMM"), "the published binary did not start; stderr: " + daemon.Stderr);
+        string url = System.Text.RegularExpressions.Regex.Match(daemon.Stderr, @"http://127\.0\.0\.1:\d+/metrics").Value;
+
+        using var http = new HttpClient { Timeout = Timeout };
+        string text = await http.GetStringAsync(url);
+
+        Assert.Contains("# TYPE vsock_rx_bytes_total counter\n", text);
+        Assert.Contains("vsock_vmm_sessions_total{guest_cid=\"3\"} 0\n", text);
+        daemon.Signal("-TERM");
+        Assert.Equal(0, daemon.WaitForExit());
+    }
+
     private static async Task<string> ReceiveTextAsync(Socket socket, int length, CancellationToken cancellationToken)
     {
         var buffer = new byte[length];

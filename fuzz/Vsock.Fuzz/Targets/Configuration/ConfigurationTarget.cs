@@ -52,11 +52,12 @@ internal sealed class ConfigurationTarget : IFuzzTarget
 
     private static string Yaml(string text)
     {
-        var raw = YamlConfigLoader.Parse(text, "fuzz.yaml");
-        Invariant.Holds(raw.Count > 0, "a YAML file with no VM was accepted");
-        var built = raw.Select(vm => (VmSettingsBuilder.Build(vm), vm)).ToList();
+        var file = YamlConfigLoader.Parse(text, "fuzz.yaml");
+        Invariant.Holds(file.Vms.Count > 0, "a YAML file with no VM was accepted");
+        var built = file.Vms.Select(vm => (VmSettingsBuilder.Build(vm), vm)).ToList();
         VmSettingsValidator.CheckDistinct(built);
-        return $"{built.Count} vms";
+        var metrics = file.MetricsListen is { } listen ? $", metrics on {MetricsListenParser.Parse(listen)}" : "";
+        return $"{built.Count} vms{metrics}";
     }
 
     private static string CommandLine(string text, byte mode)
