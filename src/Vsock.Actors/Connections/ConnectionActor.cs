@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Vsock.Actors.Dispatch;
 using Vsock.Device.Connections;
+using Vsock.Device.Diagnostics;
 using Vsock.Device.Interop;
 using Vsock.Device.Threading;
 
@@ -18,11 +19,22 @@ namespace Vsock.Actors.Connections;
 /// turns (the device lends it guest memory); the actor's part is the socket's registration with the VM's loop, its
 /// readiness (<see cref="ReadinessSignal"/>, passed to the stream) and the set-up and close timers. The device stops
 /// the actor once the stream is over; if the actor stops first, the device resets the guest's stream.
+///
+/// The close timer (<see cref="ConnectionSettings.CloseTimeout"/>, Linux's VSOCK_CLOSE_TIMEOUT rule): once the host
+/// side of the stream is over, which is the socket hung up in both directions (EPOLLHUP: the host application closed
+/// it, or shut its write side after we shut ours) and the guest was sent everything the host wrote and then its EOF
+/// (SHUTDOWN), the guest has that long to close (RST, or SHUTDOWN with both flags); then the actor stops, which closes
+/// the socket and leaves the guest an RST. A host application that only shut its write side still reads, so no timer
+/// runs and the guest may keep sending for as long as it likes (half-close); a guest that sends after the host
+/// closed gets EPIPE on the socket and an RST at once, as before.
 /// </summary>
 public abstract class ConnectionActor : UntypedActor, IWithTimers
 {
     private readonly ReadinessSignal _readiness;
     private LoopRegistration _registration;
+    /// <summary>Environment.TickCount64 when the host socket hung up (EPOLLHUP); 0 while it has not.</summary>
+    private long _hostHungUpAt;
+    private bool _connected;
 
     protected ConnectionActor(HostStream stream, ConnectionSettings settings)
     {
@@ -49,6 +61,13 @@ public abstract class ConnectionActor : UntypedActor, IWithTimers
         private SetupTimeout() { }
     }
 
+    /// <summary>Timer: is the guest past the close timeout?</summary>
+    private sealed class CloseCheck : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly CloseCheck Instance = new();
+        private CloseCheck() { }
+    }
+
     protected override void OnReceive(object message) => Unhandled(message);
 
     /// <summary>
@@ -63,13 +82,28 @@ public abstract class ConnectionActor : UntypedActor, IWithTimers
     }
 
     /// <summary>The socket's readiness since the last call, or null if <paramref name="message"/> is not our signal.</summary>
-    protected uint? TakeReadiness(object message) => message == _readiness ? _readiness.Take() : null;
+    protected uint? TakeReadiness(object message)
+    {
+        if (message != _readiness)
+            return null;
+        var events = _readiness.Take();
+        if ((events & EpollEvents.Hup) != 0 && _hostHungUpAt == 0)
+        {
+            _hostHungUpAt = Environment.TickCount64;
+            if (_connected)
+                ArmCloseCheck(Settings.CloseTimeout);
+        }
+        return events;
+    }
 
     /// <summary>The stream is set up on our side: readiness goes to the stream from now on.</summary>
     protected void BecomeConnected()
     {
         Stream.OnRegistered();
+        _connected = true;
         Become(Connected);
+        if (_hostHungUpAt != 0)
+            ArmCloseCheck(Settings.CloseTimeout); // the host hung up during the set-up
     }
 
     private void Connected(object message)
@@ -84,14 +118,51 @@ public abstract class ConnectionActor : UntypedActor, IWithTimers
             case SetupTimeout:
                 if (!Stream.Has(StreamStatus.Established | StreamStatus.Finished))
                 {
-                    Log.Warning("{0}: the guest did not answer REQUEST within {1}; closing the host client", Stream.Key, Settings.GuestResponseTimeout);
+                    // A guest that ignores REQUESTs could otherwise have a line logged per host client.
+                    if (Settings.Log.Allow(LogTopic.Timeout))
+                        Settings.Log.Warning($"{Stream.Key}: the guest did not answer REQUEST within {Settings.GuestResponseTimeout}; closing the host client");
                     Stream.Reset();
                 }
+                break;
+            case CloseCheck:
+                OnCloseCheck();
                 break;
             default:
                 Unhandled(message);
                 break;
         }
+    }
+
+    private void ArmCloseCheck(TimeSpan delay)
+    {
+        if (Settings.CloseTimeout > TimeSpan.Zero)
+            Timers.StartSingleTimer(CloseCheck.Instance, CloseCheck.Instance, delay);
+    }
+
+    /// <summary>
+    /// The host hung up: the guest's time runs from when it was sent the EOF (or from the hang-up, if that came later,
+    /// or if the guest said it reads no more so no EOF is owed). Until then it is still being sent what the host wrote;
+    /// the check comes back after another close timeout.
+    /// </summary>
+    private void OnCloseCheck()
+    {
+        if (Stream.Has(StreamStatus.Finished))
+            return;
+        long? since = Stream.ShutdownSentAt ?? (Stream.Has(StreamStatus.GuestReceiveShut) ? _hostHungUpAt : null);
+        if (since is not { } start)
+        {
+            ArmCloseCheck(Settings.CloseTimeout);
+            return;
+        }
+        var left = Math.Max(start, _hostHungUpAt) + (long)Settings.CloseTimeout.TotalMilliseconds - Environment.TickCount64;
+        if (left > 0)
+        {
+            ArmCloseCheck(TimeSpan.FromMilliseconds(left));
+            return;
+        }
+        if (Settings.Log.Allow(LogTopic.Timeout))
+            Settings.Log.Info($"{Stream.Key}: the guest did not close within {Settings.CloseTimeout} of the host's close; resetting the stream");
+        Context.Stop(Self); // closes the socket; the device resets the guest's stream (OnTerminated)
     }
 
     protected override void PostStop()

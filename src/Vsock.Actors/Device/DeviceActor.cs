@@ -63,6 +63,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     private ConnectionSettings _connections = null!;
     private GuestPacketRouter _router = null!;
     private SiblingLinks _siblings = null!;
+    private ConnectionLimit _limit = null!;
     private UnixSocket? _vmmListener;
     private LoopRegistration _vmmListenerRegistration;
     private VmmLink? _vmm;
@@ -105,8 +106,13 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         _loop = EventLoop.Current ?? throw new InvalidOperationException(
             $"the device of guest CID {_settings.GuestCid} must run on a vsock event-loop dispatcher ({VsockDispatchers.ForVm(_settings.GuestCid)}), " +
             $"not on {Context.Props.Dispatcher}");
-        _connections = new ConnectionSettings(_settings.GuestCid, _settings.TxBufferSize, _settings.UdsPath, _settings.ForwardCid, _loop);
-        _siblings = new SiblingLinks(Self, _groupRouter, _table, _scheduler, _deviceLog);
+        _connections = new ConnectionSettings(_settings.GuestCid, _settings.TxBufferSize, _settings.UdsPath, _settings.ForwardCid, _loop)
+        {
+            CloseTimeout = _settings.CloseTimeout,
+            Log = _deviceLog,
+        };
+        _limit = new ConnectionLimit(_settings.MaxConnections, _settings.GuestCid, _table, _deviceLog, _counters);
+        _siblings = new SiblingLinks(Self, _groupRouter, _table, _scheduler, _deviceLog, _limit);
         _router = new GuestPacketRouter(_settings.GuestCid, _table, _scheduler, _deviceLog, OpenHostStream, OpenSiblingStream);
         _loop.AddIdleHook(_poller);
 
@@ -292,6 +298,11 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             accepted.Socket.Dispose();
             return;
         }
+        if (!_limit.Admit(ConnectionLimit.Origin.HostClient))
+        {
+            accepted.Socket.Dispose(); // the client sees EOF at once, as when the driver is not running
+            return;
+        }
         var stream = new HostStream(_scheduler, _settings.TxBufferSize, accepted.Socket, sendsOkLine: accepted.Origin == HostOrigin.UdsPath);
         var props = accepted.Origin == HostOrigin.UdsPath
             ? HostInitiatedConnection.Props(stream, _connections)
@@ -328,6 +339,11 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     /// </summary>
     private void OpenHostStream(ConnectionKey key, in VsockHeader request)
     {
+        if (!_limit.Admit(ConnectionLimit.Origin.GuestRequest, key))
+        {
+            _router.ReplyRst(request);
+            return;
+        }
         var stream = new HostStream(_scheduler, _settings.TxBufferSize, socket: null, sendsOkLine: false);
         stream.AcceptFromGuest(key, request);
         _table.Add(stream);
@@ -335,7 +351,15 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         StartConnection(GuestInitiatedConnection.Props(stream, _connections, HostEndpoint.ForGuestPort(_connections, request.DstPort)), stream);
     }
 
-    private void OpenSiblingStream(ConnectionKey key, in VsockHeader request) => _siblings.Open(key, request);
+    private void OpenSiblingStream(ConnectionKey key, in VsockHeader request)
+    {
+        if (!_limit.Admit(ConnectionLimit.Origin.GuestRequest, key))
+        {
+            _router.ReplyRst(request);
+            return;
+        }
+        _siblings.Open(key, request);
+    }
 
     private void StartConnection(Props props, HostStream stream)
     {
@@ -387,6 +411,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         {
             // Not a sibling: the AF_VSOCK backend forwards it to the host like a stream to CID 2.
             OpenHostStream(stream.Key, h);
+            RunRx(); // an RST, if the connection limit refused it
             return;
         }
         _counters.StreamsRefused++;
