@@ -415,7 +415,9 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             return;
         }
         _counters.StreamsRefused++;
-        _log.Info("guest CID {0} cannot reach CID {1} port {2}: {3}", _settings.GuestCid, h.DstCid, h.DstPort, unreachable.Reason);
+        // One per REQUEST a guest sends to a CID it cannot reach: rate-limited.
+        if (_deviceLog.Allow(LogTopic.Unreachable))
+            _deviceLog.Info($"guest CID {_settings.GuestCid} cannot reach CID {h.DstCid} port {h.DstPort}: {unreachable.Reason}");
         if (h.Op != VsockOp.Rst)
             _router.ReplyRst(h);
         RunRx();
@@ -424,8 +426,9 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     /// <summary>The guest lost its state (driver reset, VMM gone): every stream goes, the siblings are told.</summary>
     private void DropStreams(string reason)
     {
-        if (_table.Count > 0 || _table.OwnerCount > 0)
-            _log.Info("dropping {0} stream(s): {1}", _table.Count, reason);
+        // Rate-limited: a guest that resets its driver in a loop would otherwise log a line per reset.
+        if ((_table.Count > 0 || _table.OwnerCount > 0) && _deviceLog.Allow(LogTopic.StreamsDropped))
+            _deviceLog.Info($"dropping {_table.Count} stream(s): {reason}");
         foreach (var owner in _table.Owners.ToList())
         {
             Context.Unwatch(owner);
