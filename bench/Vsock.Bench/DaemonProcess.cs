@@ -7,6 +7,9 @@ namespace Vsock.Bench;
 /// <summary>The daemon's per-VM settings the benchmark passes; <see cref="Issue10"/> is what issue 10 measured with.</summary>
 internal sealed record DaemonSettings(int TxBufferSize, int QueueSize)
 {
+    /// <summary>Above the 10,000 idle connections of the memory phase (the daemon's default max-connections is 4096).</summary>
+    public const int MaxConnections = 65536;
+
     public static DaemonSettings Issue10 { get; } = new(262144, 256);
 }
 
@@ -53,16 +56,17 @@ internal sealed class DaemonProcess : IAsyncDisposable
     {
         var tx = settings.TxBufferSize.ToString(CultureInfo.InvariantCulture);
         var queue = settings.QueueSize.ToString(CultureInfo.InvariantCulture);
+        var max = DaemonSettings.MaxConnections.ToString(CultureInfo.InvariantCulture);
         var args = new List<string>();
         if (vms.Count == 1)
         {
             args.AddRange(["--guest-cid", vms[0].Cid.ToString(CultureInfo.InvariantCulture), "--socket", vms[0].Socket, "--uds-path", vms[0].UdsPath,
-                "--tx-buffer-size", tx, "--queue-size", queue]);
+                "--tx-buffer-size", tx, "--queue-size", queue, "--max-connections", max]);
         }
         else
         {
             foreach (var vm in vms)
-                args.AddRange(["--vm", $"guest-cid={vm.Cid},socket={vm.Socket},uds-path={vm.UdsPath},tx-buffer-size={tx},queue-size={queue}"]);
+                args.AddRange(["--vm", $"guest-cid={vm.Cid},socket={vm.Socket},uds-path={vm.UdsPath},tx-buffer-size={tx},queue-size={queue},max-connections={max}"]);
         }
         args.AddRange(["--log-level", "warn"]);
         return args;
