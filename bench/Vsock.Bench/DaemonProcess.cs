@@ -44,6 +44,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
     public string UdsPath => Vms[0].UdsPath;
     public string StatsFile => Path.Combine(Directory, "stats");
     public int Pid => _process.Id;
+    public bool HasExited => _process.HasExited;
     public IReadOnlyCollection<string> Stderr => _stderr;
 
     /// <summary>The VMs of a daemon in <paramref name="directory"/>: CIDs from 3 up, vhost{cid}.sock and vm{cid}.vsock.</summary>
