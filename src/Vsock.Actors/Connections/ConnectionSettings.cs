@@ -18,7 +18,11 @@ public sealed record ConnectionSettings(ulong GuestCid, uint TxBufferSize, strin
     /// </summary>
     public TimeSpan GuestResponseTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>How long a guest-initiated connect to a host AF_VSOCK port may take before the REQUEST is reset.</summary>
+    /// <summary>
+    /// How long a guest-initiated connect may take before the REQUEST is reset: to a host AF_VSOCK port, or to a unix
+    /// listener whose accept backlog is full. 2 s is Linux's own connect timeout (VSOCK_DEFAULT_CONNECT_TIMEOUT): the
+    /// guest has given up by then anyway.
+    /// </summary>
     public TimeSpan HostConnectTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
