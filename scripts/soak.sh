@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Long reliability runs against the daemon as its own process (docs/RELIABILITY.md), outside ./scripts/test.sh:
-#   ./scripts/soak.sh streams  [--streams 1000] [--mib 1]      # concurrent streams, N MiB both ways, every byte checked
+#   ./scripts/soak.sh streams  [--streams 1000] [--mib 1] [--rounds 3]  # concurrent streams, N MiB both ways, every byte checked
 #   ./scripts/soak.sh vmm-kill [--cycles 1000] [--every 100]   # a VMM SIGKILLed mid-transfer, a new one attaches; N times
 # Each prints a Markdown report on stdout (the daemon's fds, RSS and managed heap along the way) and exits non-zero if
 # a byte was wrong or a cycle failed. Builds the daemon and the benchmark driver (Release) first, which runs the soaks

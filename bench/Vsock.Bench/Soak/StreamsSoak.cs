@@ -14,72 +14,74 @@ internal static class StreamsSoak
 {
     private const int Chunk = 64 * 1024;
 
-    public static async Task<int> RunAsync(string launcherDll, int count, long bytes, TextWriter report)
+    public static async Task<int> RunAsync(string launcherDll, int count, long bytes, int rounds, TextWriter report)
     {
         await using var daemon = await DaemonProcess.StartAsync(launcherDll, CpuPlacement.AllCpus, SoakRunner.Daemon);
         var start = await SoakRunner.SampleAsync(daemon);
         report.WriteLine($"daemon {daemon.Pid}: {string.Join(' ', DaemonProcess.Arguments(DaemonProcess.Layout("$D", 1), SoakRunner.Daemon))}");
-        report.WriteLine($"| when | fds | RSS MiB | managed heap MiB |");
-        report.WriteLine($"|---|---|---|---|");
+        report.WriteLine();
+        report.WriteLine("| when | fds | RSS MiB | managed heap MiB |");
+        report.WriteLine("|---|---|---|---|");
         report.WriteLine(start.Row("started, no VMM"));
 
+        var outcomes = new List<string>();
+        var failed = false;
         var guestOptions = SyntheticGuestOptions.Default with { RecordReceived = false, MemorySize = 128L << 20 };
         await using (var guest = SyntheticGuest.Connect(daemon.Socket, guestOptions))
         {
-            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(10 * rounds));
             report.WriteLine((await SoakRunner.SampleAsync(daemon)).Row("VMM connected, no stream"));
 
             const uint HostPort = 7000, GuestPort = 7001;
-            var path = $"{daemon.UdsPath}_{GuestPort}";
             using var hostListener = HostSockets.NewUnix();
-            hostListener.Bind(new UnixDomainSocketEndPoint(path));
+            hostListener.Bind(new UnixDomainSocketEndPoint($"{daemon.UdsPath}_{GuestPort}"));
             hostListener.Listen(count);
             using var guestListener = guest.Listen(HostPort);
 
-            var hostInitiated = count / 2;
-            var pairs = new (Socket Host, GuestStream Guest)[count];
-            var opening = Stopwatch.StartNew();
-            // One at a time, so each host end is paired with its own guest end.
-            for (var n = 0; n < count; n++)
+            for (var round = 1; round <= rounds; round++)
             {
-                if (n < hostInitiated)
+                var hostInitiated = count / 2;
+                var pairs = new (Socket Host, GuestStream Guest)[count];
+                var opening = Stopwatch.StartNew();
+                // One at a time, so each host end is paired with its own guest end.
+                for (var n = 0; n < count; n++)
                 {
-                    var host = await HostSockets.ConnectAsync(daemon.UdsPath, HostPort, cts.Token);
-                    pairs[n] = (host, await guestListener.AcceptAsync(cts.Token));
+                    if (n < hostInitiated)
+                    {
+                        var host = await HostSockets.ConnectAsync(daemon.UdsPath, HostPort, cts.Token);
+                        pairs[n] = (host, await guestListener.AcceptAsync(cts.Token));
+                    }
+                    else
+                    {
+                        var stream = await guest.ConnectAsync(2, GuestPort, TimeSpan.FromSeconds(30), cts.Token);
+                        pairs[n] = (await hostListener.AcceptAsync(cts.Token), stream);
+                    }
                 }
-                else
-                {
-                    var stream = await guest.ConnectAsync(2, GuestPort, TimeSpan.FromSeconds(30), cts.Token);
-                    pairs[n] = (await hostListener.AcceptAsync(cts.Token), stream);
-                }
-            }
-            report.WriteLine((await SoakRunner.SampleAsync(daemon)).Row($"{count} streams open ({opening.Elapsed.TotalSeconds:0.0} s to open)"));
+                report.WriteLine((await SoakRunner.SampleAsync(daemon)).Row($"round {round}: {count} streams open ({opening.Elapsed.TotalSeconds:0.0} s to open)"));
 
-            var clock = Stopwatch.StartNew();
-            var results = await Task.WhenAll(pairs.Select((p, i) => TransferAsync(p.Host, p.Guest, i, bytes, cts.Token)));
-            var seconds = clock.Elapsed.TotalSeconds;
-            var failures = results.Where(r => r is not null).ToList();
-            report.WriteLine((await SoakRunner.SampleAsync(daemon)).Row("transfers done, streams closing"));
-            report.WriteLine();
-            report.WriteLine($"{count} streams x {bytes >> 20} MiB each way ({count / 2} host-initiated, {count - count / 2} guest-initiated): " +
-                             $"{2.0 * count * bytes / (1 << 20):0} MiB in {seconds:0.0} s; {count - failures.Count} streams every byte right, {failures.Count} failed");
-            foreach (var failure in failures.Take(10))
-                report.WriteLine($"  {failure}");
-            foreach (var (host, _) in pairs)
-                host.Dispose();
-            await Task.Delay(TimeSpan.FromSeconds(2));
-            report.WriteLine();
-            report.WriteLine($"| when | fds | RSS MiB | managed heap MiB |");
-            report.WriteLine($"|---|---|---|---|");
-            report.WriteLine((await SoakRunner.SampleAsync(daemon)).Row("all streams closed, 2 s later"));
+                var clock = Stopwatch.StartNew();
+                var results = await Task.WhenAll(pairs.Select((p, i) => TransferAsync(p.Host, p.Guest, i, bytes, cts.Token)));
+                var seconds = clock.Elapsed.TotalSeconds;
+                var failures = results.Where(r => r is not null).ToList();
+                foreach (var (host, _) in pairs)
+                    host.Dispose();
+                await Task.Delay(TimeSpan.FromSeconds(2));
+                report.WriteLine((await SoakRunner.SampleAsync(daemon)).Row($"round {round}: transfers done, all streams closed, 2 s later"));
+                outcomes.Add($"round {round}: {count} streams x {bytes >> 20} MiB each way ({hostInitiated} host-initiated, {count - hostInitiated} " +
+                             $"guest-initiated): {2.0 * count * bytes / (1 << 20):0} MiB in {seconds:0.0} s; {count - failures.Count} streams every byte right, {failures.Count} failed");
+                outcomes.AddRange(failures.Take(10).Select(f => $"  {f}"));
+                failed |= failures.Count > 0;
+            }
             if (guest.DriverFault is { } fault)
-                report.WriteLine($"guest driver fault: {fault}");
-            if (failures.Count > 0 || guest.DriverFault is not null)
-                return 1;
+                outcomes.Add($"guest driver fault: {fault}");
+            failed |= guest.DriverFault is not null;
         }
         await Task.Delay(TimeSpan.FromSeconds(1));
         report.WriteLine((await SoakRunner.SampleAsync(daemon)).Row("VMM gone, 1 s later"));
-        return 0;
+        report.WriteLine();
+        foreach (var line in outcomes)
+            report.WriteLine(line);
+        return failed ? 1 : 0;
     }
 
     /// <summary>

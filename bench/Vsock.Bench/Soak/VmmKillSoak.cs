@@ -28,6 +28,7 @@ internal static class VmmKillSoak
         report.WriteLine("| cycles | fds | RSS MiB | managed heap MiB | host sockets closed after the kill, ms (mean / max) | s per cycle |");
         report.WriteLine("|---|---|---|---|---|---|");
         var start = await SoakRunner.SampleAsync(daemon);
+        var startFds = SoakRunner.FdTargets(daemon);
         report.WriteLine(Row(0, start, 0, 0, 0));
 
         using var hostListener = HostSockets.NewUnix();
@@ -60,8 +61,10 @@ internal static class VmmKillSoak
         }
         report.WriteLine();
         report.WriteLine($"{cycles} cycles, {failures} failed; the daemon (pid {daemon.Pid}) is {(daemon.HasExited ? "gone" : "still running")}");
-        var warnings = daemon.Stderr.Count;
-        report.WriteLine($"daemon log at warn: {warnings} lines");
+        report.WriteLine($"fds open now that were not at the start: {SoakRunner.Difference(startFds, SoakRunner.FdTargets(daemon))}");
+        report.WriteLine($"daemon log at warn: {daemon.Stderr.Count} lines");
+        foreach (var line in SoakRunner.LogSummary(daemon).Take(8))
+            report.WriteLine($"  {line}");
         return failures == 0 ? 0 : 1;
     }
 
