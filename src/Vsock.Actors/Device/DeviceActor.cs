@@ -273,7 +273,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
 
     void IVsockDeviceEvents.RingStopped(int index) => UnwatchKick(index);
 
-    void IVsockDeviceEvents.DeviceReset() => DropStreams("the VMM reset the device");
+    void IVsockDeviceEvents.DeviceReset() => DropStreams("the VMM reset the device", byGuest: true);
 
     private void UnwatchKick(int index)
     {
@@ -424,11 +424,16 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     }
 
     /// <summary>The guest lost its state (driver reset, VMM gone): every stream goes, the siblings are told.</summary>
-    private void DropStreams(string reason)
+    /// <param name="byGuest">A guest can reset its driver in a loop: then the line is rate-limited.</param>
+    private void DropStreams(string reason, bool byGuest = false)
     {
-        // Rate-limited: a guest that resets its driver in a loop would otherwise log a line per reset.
-        if ((_table.Count > 0 || _table.OwnerCount > 0) && _deviceLog.Allow(LogTopic.StreamsDropped))
-            _deviceLog.Info($"dropping {_table.Count} stream(s): {reason}");
+        if (_table.Count > 0 || _table.OwnerCount > 0)
+        {
+            if (!byGuest)
+                _log.Info("dropping {0} stream(s): {1}", _table.Count, reason);
+            else if (_deviceLog.Allow(LogTopic.StreamsDropped))
+                _deviceLog.Info($"dropping {_table.Count} stream(s): {reason}");
+        }
         foreach (var owner in _table.Owners.ToList())
         {
             Context.Unwatch(owner);
@@ -523,7 +528,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         {
             // The driver stopped (guest reset, reboot or shutdown: rings disabled and stopped). The guest forgets
             // its sockets, so ours go too; the VMM itself stays connected.
-            DropStreams("the guest driver stopped");
+            DropStreams("the guest driver stopped", byGuest: true);
         }
         _driverRunning = running;
     }
