@@ -582,8 +582,9 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             Timers.Cancel(VmmStallTimer);
         _vmm = null;
         _poller.Backend = null;
-        vmm.Dispose();
+        // Before the backend goes: its reset on Dispose would otherwise drop them as a guest-caused device reset.
         DropStreams(reason);
+        vmm.Dispose();
         _driverRunning = false;
     }
 
