@@ -84,7 +84,7 @@ internal sealed record BenchOptions
     }
 
     /// <summary>The Release launcher of the repository this benchmark was built in.</summary>
-    private static string FindLauncher()
+    internal static string FindLauncher()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

@@ -9,6 +9,9 @@ namespace Vsock.Bench;
 /// scraped every that many milliseconds (<see cref="MetricsScraper"/>).</param>
 internal sealed record DaemonSettings(int TxBufferSize, int QueueSize, int MetricsScrapeMs = 0)
 {
+    /// <summary>Above the 10,000 idle connections of the memory phase (the daemon's default max-connections is 4096).</summary>
+    public const int MaxConnections = 65536;
+
     public static DaemonSettings Issue10 { get; } = new(262144, 256);
 }
 
@@ -43,6 +46,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
     public string UdsPath => Vms[0].UdsPath;
     public string StatsFile => Path.Combine(Directory, "stats");
     public int Pid => _process.Id;
+    public bool HasExited => _process.HasExited;
     public IReadOnlyCollection<string> Stderr => _stderr;
 
     /// <summary>Scraping the daemon's <c>/metrics</c> (null unless <see cref="DaemonSettings.MetricsScrapeMs"/> is set).</summary>
@@ -58,16 +62,17 @@ internal sealed class DaemonProcess : IAsyncDisposable
     {
         var tx = settings.TxBufferSize.ToString(CultureInfo.InvariantCulture);
         var queue = settings.QueueSize.ToString(CultureInfo.InvariantCulture);
+        var max = DaemonSettings.MaxConnections.ToString(CultureInfo.InvariantCulture);
         var args = new List<string>();
         if (vms.Count == 1)
         {
             args.AddRange(["--guest-cid", vms[0].Cid.ToString(CultureInfo.InvariantCulture), "--socket", vms[0].Socket, "--uds-path", vms[0].UdsPath,
-                "--tx-buffer-size", tx, "--queue-size", queue]);
+                "--tx-buffer-size", tx, "--queue-size", queue, "--max-connections", max]);
         }
         else
         {
             foreach (var vm in vms)
-                args.AddRange(["--vm", $"guest-cid={vm.Cid},socket={vm.Socket},uds-path={vm.UdsPath},tx-buffer-size={tx},queue-size={queue}"]);
+                args.AddRange(["--vm", $"guest-cid={vm.Cid},socket={vm.Socket},uds-path={vm.UdsPath},tx-buffer-size={tx},queue-size={queue},max-connections={max}"]);
         }
         if (settings.MetricsScrapeMs > 0)
             args.AddRange(["--metrics-listen", metricsEndpoint]);

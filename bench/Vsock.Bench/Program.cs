@@ -9,6 +9,11 @@ if (args.Length > 0 && args[0] == CpuHog.Argument)
     return CpuHog.Spin(args);
 if (args.Length > 0 && args[0] == "--summarize")
     return RunSummary.Print(args[1..]);
+// The soak runs of docs/RELIABILITY.md (scripts/soak.sh), and the VMM process the vmm-kill soak starts and kills.
+if (args.Length > 0 && args[0] == "--soak")
+    return await Vsock.Bench.Soak.SoakRunner.RunAsync(args[1..]);
+if (args.Length > 0 && args[0] == Vsock.Bench.Soak.VmmKillSoak.ChildArgument)
+    return await Vsock.Bench.Soak.VmmKillSoak.ChildAsync(args[1..]);
 
 BenchOptions options;
 try

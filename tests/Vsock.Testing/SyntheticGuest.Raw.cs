@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Vsock.Testing.Packets;
 
 namespace Vsock.Testing;
@@ -223,6 +224,20 @@ public sealed partial class SyntheticGuest
             {
                 // re-checked above
             }
+        }
+    }
+
+    /// <summary>
+    /// Writes the TX ring's avail.idx <paramref name="ahead"/> entries past what the driver has published, in guest
+    /// RAM only (the driver's own count is unchanged), without kicking: with <paramref name="ahead"/> above the ring
+    /// size the ring is corrupt, as a broken or hostile driver leaves it.
+    /// </summary>
+    public void CorruptTxAvailIndex(ushort ahead)
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            BinaryPrimitives.WriteUInt16LittleEndian(_ram.Span(_tx.AvailGpa + 2, 2), unchecked((ushort)(_tx.AvailIdx + ahead)));
         }
     }
 

@@ -1,3 +1,4 @@
+using Vsock.Device.Diagnostics;
 using Vsock.Device.Threading;
 
 namespace Vsock.Actors.Connections;
@@ -17,6 +18,19 @@ public sealed record ConnectionSettings(ulong GuestCid, uint TxBufferSize, strin
     /// </summary>
     public TimeSpan GuestResponseTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>How long a guest-initiated connect to a host AF_VSOCK port may take before the REQUEST is reset.</summary>
+    /// <summary>
+    /// How long a guest-initiated connect may take before the REQUEST is reset: to a host AF_VSOCK port, or to a unix
+    /// listener whose accept backlog is full. 2 s is Linux's own connect timeout (VSOCK_DEFAULT_CONNECT_TIMEOUT): the
+    /// guest has given up by then anyway.
+    /// </summary>
     public TimeSpan HostConnectTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// How long the guest has to close a stream whose host side is over (<see cref="Settings.VmSettings.CloseTimeout"/>;
+    /// the rule is in <see cref="ConnectionActor"/>). Zero: no limit.
+    /// </summary>
+    public TimeSpan CloseTimeout { get; init; } = Settings.VmSettings.DefaultCloseTimeout;
+
+    /// <summary>The VM's rate-limited log, for what a guest can provoke (used on the VM's loop thread, as the actors are).</summary>
+    public DeviceLog Log { get; init; } = DeviceLog.Null;
 }

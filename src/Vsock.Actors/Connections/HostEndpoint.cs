@@ -37,11 +37,13 @@ public sealed record UnixEndpoint(string Path) : HostEndpoint
     /// <summary>
     /// connect(2) on a pool thread: it returns at once unless the listener's backlog is full, and then it must not
     /// hold the VM's loop (the reference blocks its event loop here). Not the runtime's async connect: that would
-    /// register the fd with the runtime's socket engine, whose thread would then wake for every packet.
+    /// register the fd with the runtime's socket engine, whose thread would then wake for every packet. The wait
+    /// for a full backlog is bounded by <paramref name="timeout"/> (before, a listener that never accepted held a
+    /// pool thread for ever per guest connect).
     /// </summary>
     public override Task<SafeFileHandle> ConnectAsync(TimeSpan timeout) => Task.Run(() =>
     {
-        var socket = UnixSocket.Connect(Path);
+        var socket = UnixSocket.Connect(Path, timeout);
         socket.SetNonBlocking(true);
         return socket.Handle;
     });

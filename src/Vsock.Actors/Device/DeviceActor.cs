@@ -63,6 +63,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     private ConnectionSettings _connections = null!;
     private GuestPacketRouter _router = null!;
     private SiblingLinks _siblings = null!;
+    private ConnectionLimit _limit = null!;
     private UnixSocket? _vmmListener;
     private LoopRegistration _vmmListenerRegistration;
     private VmmLink? _vmm;
@@ -105,8 +106,13 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         _loop = EventLoop.Current ?? throw new InvalidOperationException(
             $"the device of guest CID {_settings.GuestCid} must run on a vsock event-loop dispatcher ({VsockDispatchers.ForVm(_settings.GuestCid)}), " +
             $"not on {Context.Props.Dispatcher}");
-        _connections = new ConnectionSettings(_settings.GuestCid, _settings.TxBufferSize, _settings.UdsPath, _settings.ForwardCid, _loop);
-        _siblings = new SiblingLinks(Self, _groupRouter, _table, _scheduler, _deviceLog);
+        _connections = new ConnectionSettings(_settings.GuestCid, _settings.TxBufferSize, _settings.UdsPath, _settings.ForwardCid, _loop)
+        {
+            CloseTimeout = _settings.CloseTimeout,
+            Log = _deviceLog,
+        };
+        _limit = new ConnectionLimit(_settings.MaxConnections, _settings.GuestCid, _table, _deviceLog, _counters);
+        _siblings = new SiblingLinks(Self, _groupRouter, _table, _scheduler, _deviceLog, _limit);
         _router = new GuestPacketRouter(_settings.GuestCid, _table, _scheduler, _deviceLog, OpenHostStream, OpenSiblingStream);
         _loop.AddIdleHook(_poller);
 
@@ -270,7 +276,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
 
     void IVsockDeviceEvents.RingStopped(int index) => UnwatchKick(index);
 
-    void IVsockDeviceEvents.DeviceReset() => DropStreams("the VMM reset the device");
+    void IVsockDeviceEvents.DeviceReset() => DropStreams("the VMM reset the device", byGuest: true);
 
     private void UnwatchKick(int index)
     {
@@ -293,6 +299,11 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             // As the reference: no guest driver, no streams. The client sees EOF at once.
             _log.Debug("closing host client: the guest driver is not running");
             accepted.Socket.Dispose();
+            return;
+        }
+        if (!_limit.Admit(ConnectionLimit.Origin.HostClient))
+        {
+            accepted.Socket.Dispose(); // the client sees EOF at once, as when the driver is not running
             return;
         }
         var stream = new HostStream(_scheduler, _settings.TxBufferSize, accepted.Socket, sendsOkLine: accepted.Origin == HostOrigin.UdsPath);
@@ -330,13 +341,26 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     /// </summary>
     private void OpenHostStream(ConnectionKey key, in VsockHeader request)
     {
+        if (!_limit.Admit(ConnectionLimit.Origin.GuestRequest, key))
+        {
+            _router.ReplyRst(request);
+            return;
+        }
         var stream = new HostStream(_scheduler, _settings.TxBufferSize, socket: null, sendsOkLine: false);
         stream.AcceptFromGuest(key, request);
         _table.Add(stream);
         StartConnection(GuestInitiatedConnection.Props(stream, _connections, HostEndpoint.ForGuestPort(_connections, request.DstPort)), stream);
     }
 
-    private void OpenSiblingStream(ConnectionKey key, in VsockHeader request) => _siblings.Open(key, request);
+    private void OpenSiblingStream(ConnectionKey key, in VsockHeader request)
+    {
+        if (!_limit.Admit(ConnectionLimit.Origin.GuestRequest, key))
+        {
+            _router.ReplyRst(request);
+            return;
+        }
+        _siblings.Open(key, request);
+    }
 
     private void StartConnection(Props props, HostStream stream)
     {
@@ -392,10 +416,13 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         {
             // Not a sibling: the AF_VSOCK backend forwards it to the host like a stream to CID 2.
             OpenHostStream(stream.Key, h);
+            RunRx(); // an RST, if the connection limit refused it
             return;
         }
         CountAbortedStream(stream);
-        _log.Info("guest CID {0} cannot reach CID {1} port {2}: {3}", _settings.GuestCid, h.DstCid, h.DstPort, unreachable.Reason);
+        // One per REQUEST a guest sends to a CID it cannot reach: rate-limited.
+        if (_deviceLog.Allow(LogTopic.Unreachable))
+            _deviceLog.Info($"guest CID {_settings.GuestCid} cannot reach CID {h.DstCid} port {h.DstPort}: {unreachable.Reason}");
         if (h.Op != VsockOp.Rst)
             _router.ReplyRst(h);
         RunRx();
@@ -411,10 +438,16 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     }
 
     /// <summary>The guest lost its state (driver reset, VMM gone): every stream goes, the siblings are told.</summary>
-    private void DropStreams(string reason)
+    /// <param name="byGuest">A guest can reset its driver in a loop: then the line is rate-limited.</param>
+    private void DropStreams(string reason, bool byGuest = false)
     {
         if (_table.Count > 0 || _table.OwnerCount > 0)
-            _log.Info("dropping {0} stream(s): {1}", _table.Count, reason);
+        {
+            if (!byGuest)
+                _log.Info("dropping {0} stream(s): {1}", _table.Count, reason);
+            else if (_deviceLog.Allow(LogTopic.StreamsDropped))
+                _deviceLog.Info($"dropping {_table.Count} stream(s): {reason}");
+        }
         foreach (var owner in _table.Owners.ToList())
             Context.Stop(owner);
         _table.Clear();
@@ -506,7 +539,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         {
             // The driver stopped (guest reset, reboot or shutdown: rings disabled and stopped). The guest forgets
             // its sockets, so ours go too; the VMM itself stays connected.
-            DropStreams("the guest driver stopped");
+            DropStreams("the guest driver stopped", byGuest: true);
         }
         _driverRunning = running;
     }
@@ -560,8 +593,9 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             Timers.Cancel(VmmStallTimer);
         _vmm = null;
         _poller.Backend = null;
-        vmm.Dispose();
+        // Before the backend goes: its reset on Dispose would otherwise drop them as a guest-caused device reset.
         DropStreams(reason);
+        vmm.Dispose();
         _driverRunning = false;
     }
 

@@ -12,7 +12,7 @@ namespace Vsock.Actors.Device;
 /// there directly (<see cref="ISiblingLink"/>), and takes the siblings' packets for our guest. The streams themselves
 /// live in the <see cref="StreamTable"/> with the host streams: one table, one credit implementation.
 /// </summary>
-internal sealed class SiblingLinks(IActorRef self, IActorRef router, StreamTable table, RxScheduler scheduler, DeviceLog log) : ISiblingLink
+internal sealed class SiblingLinks(IActorRef self, IActorRef router, StreamTable table, RxScheduler scheduler, DeviceLog log, ConnectionLimit limit) : ISiblingLink
 {
     private readonly Dictionary<ConnectionKey, IActorRef> _peers = new();
 
@@ -47,6 +47,11 @@ internal sealed class SiblingLinks(IActorRef self, IActorRef router, StreamTable
             if (h.Op != VsockOp.Request)
             {
                 // Our guest's end is gone (its driver restarted, say): tell the sender.
+                Refuse(message, sender, key);
+                return;
+            }
+            if (!limit.Admit(ConnectionLimit.Origin.SiblingRequest, key))
+            {
                 Refuse(message, sender, key);
                 return;
             }

@@ -19,9 +19,16 @@ internal sealed class StreamTable(DeviceCounters counters)
     private readonly Dictionary<IActorRef, HostStream> _byOwner = new();
     private readonly Dictionary<HostStream, IActorRef> _owners = new(ReferenceEqualityComparer.Instance);
     private uint _nextHostPort = FirstHostPort;
+    private int _siblingCount;
 
     /// <summary>Open streams.</summary>
     public int Count => _byKey.Count;
+
+    /// <summary>
+    /// What counts against <c>max-connections</c>: every connection actor (a host stream, open or still being set
+    /// up, holds a host socket until its actor stops) and every sibling stream (they have no actor).
+    /// </summary>
+    public int ConnectionCount => _byOwner.Count + _siblingCount;
 
     /// <summary>Connection actors alive (with or without an open stream).</summary>
     public int OwnerCount => _byOwner.Count;
@@ -34,6 +41,8 @@ internal sealed class StreamTable(DeviceCounters counters)
     public void Add(VsockStream stream)
     {
         _byKey.Add(stream.Key, stream);
+        if (stream is SiblingStream)
+            _siblingCount++;
         counters.OpenStreams = _byKey.Count;
     }
 
@@ -43,6 +52,8 @@ internal sealed class StreamTable(DeviceCounters counters)
         if (!_byKey.TryGetValue(stream.Key, out var current) || !ReferenceEquals(current, stream))
             return false;
         _byKey.Remove(stream.Key);
+        if (stream is SiblingStream)
+            _siblingCount--;
         counters.OpenStreams = _byKey.Count;
         return true;
     }
@@ -90,6 +101,7 @@ internal sealed class StreamTable(DeviceCounters counters)
     public void Clear()
     {
         _byKey.Clear();
+        _siblingCount = 0;
         counters.OpenStreams = 0;
         _byOwner.Clear();
         _owners.Clear();

@@ -1,7 +1,9 @@
 using Akka.Actor;
 using Akka.Event;
 using Microsoft.Win32.SafeHandles;
+using Vsock.Actors.Device;
 using Vsock.Actors.Dispatch;
+using Vsock.Device.Diagnostics;
 using Vsock.Device.Interop;
 using Vsock.Device.Threading;
 using static Vsock.Actors.Protocol.DeviceProtocol;
@@ -15,9 +17,17 @@ namespace Vsock.Actors.Listeners;
 /// its parent, the device (<see cref="HostClientAccepted"/>), which owns it from then on. Stopped, never restarted;
 /// <see cref="PostStop"/> closes the socket (and removes the unix socket file it was bound to).
 /// </summary>
-public sealed class HostListenerActor : UntypedActor
+public sealed class HostListenerActor : UntypedActor, IWithTimers
 {
+    /// <summary>
+    /// After a failed accept (EMFILE: the process is out of fds) the client stays in the backlog and the socket stays
+    /// readable, so listening again at once would spin the VM's loop; we listen again this much later.
+    /// </summary>
+    public static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
+
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    /// <summary>Accept failures repeat every <see cref="AcceptRetryDelay"/> while they last: rate-limited.</summary>
+    private readonly DeviceLog _failures;
     private readonly SafeFileHandle _listener;
     private readonly UnixSocket? _unixListener;
     private readonly HostOrigin _origin;
@@ -36,6 +46,15 @@ public sealed class HostListenerActor : UntypedActor
         _path = path;
         _loop = loop;
         _readiness = new ReadinessSignal(Self);
+        _failures = new DeviceLog(new AkkaDeviceLog(_log));
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private sealed class Rearm : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly Rearm Instance = new();
+        private Rearm() { }
     }
 
     /// <summary>A listener already bound to <paramref name="path"/> (the device binds it, so a bad path fails the device's start).</summary>
@@ -54,6 +73,11 @@ public sealed class HostListenerActor : UntypedActor
 
     protected override void OnReceive(object message)
     {
+        if (message == Rearm.Instance)
+        {
+            _loop.Modify(_registration, EpollEvents.In | EpollEvents.OneShot);
+            return;
+        }
         if (message != _readiness)
         {
             Unhandled(message);
@@ -67,8 +91,11 @@ public sealed class HostListenerActor : UntypedActor
         }
         catch (LinuxException e)
         {
-            // EMFILE and friends: refuse this round, keep listening.
-            _log.Warning("accept on {0} failed: {1}", Describe(), e.Message);
+            // EMFILE and friends: refuse this round, keep listening a little later.
+            if (_failures.Allow(LogTopic.HostSocket))
+                _failures.Warning($"accept on {Describe()} failed: {e.Message}; trying again in {AcceptRetryDelay.TotalMilliseconds:0} ms");
+            Timers.StartSingleTimer(Rearm.Instance, Rearm.Instance, AcceptRetryDelay);
+            return;
         }
         _loop.Modify(_registration, EpollEvents.In | EpollEvents.OneShot);
     }

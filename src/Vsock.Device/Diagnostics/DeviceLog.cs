@@ -91,6 +91,9 @@ public sealed class DeviceLog
         LogTopic.StreamProtocol => "stream protocol",
         LogTopic.HostSocket => "host socket",
         LogTopic.Limit => "limit",
+        LogTopic.Timeout => "timeout",
+        LogTopic.Unreachable => "unreachable CID",
+        LogTopic.StreamsDropped => "streams dropped",
         _ => topic.ToString(),
     };
 }

@@ -20,4 +20,10 @@ public enum LogTopic
     HostSocket,
     /// <summary>Resource limits reached (connections, device replies).</summary>
     Limit,
+    /// <summary>A guest that did not answer a REQUEST, or did not close a stream, in time.</summary>
+    Timeout,
+    /// <summary>A guest REQUEST to a CID it cannot reach (no such VM, no group in common).</summary>
+    Unreachable,
+    /// <summary>Streams dropped because the guest's driver stopped (a guest can reset its device in a loop).</summary>
+    StreamsDropped,
 }

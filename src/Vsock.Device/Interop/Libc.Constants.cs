@@ -48,6 +48,8 @@ internal static partial class Libc
     internal const int SOCK_CLOEXEC = 0x80000;
     internal const int SOL_SOCKET = 1;
     internal const int SO_ERROR = 4;
+    /// <summary>x86-64 (asm-generic) SO_SNDTIMEO_OLD: a <c>struct timeval</c> of two longs.</summary>
+    internal const int SO_SNDTIMEO = 21;
     internal const int SCM_RIGHTS = 1;
     internal const int SHUT_RDWR = 2;
 

@@ -62,12 +62,18 @@ public sealed class UnixSocket : IDisposable
         }
     }
 
-    public static UnixSocket Connect(string path)
+    /// <param name="timeout">
+    /// How long to wait for room in a full accept backlog (SO_SNDTIMEO bounds a blocking AF_UNIX connect; the
+    /// kernel then answers EAGAIN). Null: as long as it takes, which for a listener that never accepts is for ever.
+    /// </param>
+    public static UnixSocket Connect(string path, TimeSpan? timeout = null)
     {
         var address = MakeAddress(path, out var addressLength);
         var socket = NewSocket();
         try
         {
+            if (timeout is { } limit)
+                SetSendTimeout(socket.Handle, limit);
             var interrupted = false;
             while (true)
             {
@@ -125,6 +131,16 @@ public sealed class UnixSocket : IDisposable
             socket.Dispose();
             return null;
         }
+    }
+
+    private static unsafe void SetSendTimeout(SafeHandle socket, TimeSpan timeout)
+    {
+        var microseconds = Math.Max(1L, (long)(timeout.TotalMilliseconds * 1000));
+        var timeval = stackalloc long[2];
+        timeval[0] = microseconds / 1_000_000;
+        timeval[1] = microseconds % 1_000_000;
+        if (Libc.SetSockOpt(socket, Libc.SOL_SOCKET, Libc.SO_SNDTIMEO, timeval, 2 * sizeof(long)) != 0)
+            throw LinuxException.FromLastError("setsockopt SO_SNDTIMEO");
     }
 
     /// <summary>A connected pair (socketpair), both blocking and close-on-exec.</summary>

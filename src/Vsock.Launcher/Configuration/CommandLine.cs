@@ -35,6 +35,10 @@ internal sealed class CommandLine
                 $"Largest virtqueue the VMM may configure: a power of two up to {VmSettingsValidator.MaxQueueSize} (default: {VmSettings.DefaultQueueSize})"),
             [VmKey.Groups] = Value(VmKey.Groups, "NAMES",
                 $"Sibling groups joined by '+'; VMs sharing a group can connect to each other (default: {VmSettings.DefaultGroup})"),
+            [VmKey.MaxConnections] = Value(VmKey.MaxConnections, "N",
+                $"Connections the VM may hold at once; beyond it a guest REQUEST is reset and a host client closed (default: {VmSettings.DefaultMaxConnections}, at most {VmSettingsValidator.MaxMaxConnections})"),
+            [VmKey.CloseTimeoutMs] = Value(VmKey.CloseTimeoutMs, "MS",
+                $"Milliseconds the guest has to close a stream the host side closed before it is reset; 0 = wait for ever (default: {(long)VmSettings.DefaultCloseTimeout.TotalMilliseconds})"),
         };
 
         Vm = new Option<string[]>("--vm")
@@ -42,7 +46,7 @@ internal sealed class CommandLine
             HelpName = "KEY=VALUE,...",
             Description =
                 "One device per occurrence, repeatable: guest-cid=, socket=, uds-path= or forward-cid=, forward-listen=, " +
-                "tx-buffer-size=, queue-size=, groups= ('_' spellings accepted). Not with --config or the flags above",
+                "tx-buffer-size=, queue-size=, groups=, max-connections=, close-timeout-ms= ('_' spellings accepted). Not with --config or the flags above",
         };
         Config = new Option<string>("--config")
         {

@@ -11,6 +11,8 @@ internal enum VmKey
     TxBufferSize,
     QueueSize,
     Groups,
+    MaxConnections,
+    CloseTimeoutMs,
 }
 
 /// <summary>How a source spells keys, so messages use the spelling the user would write there.</summary>
@@ -44,6 +46,10 @@ internal static class VmKeys
         ["queue-size"] = VmKey.QueueSize,
         ["queue_size"] = VmKey.QueueSize,
         ["groups"] = VmKey.Groups,
+        ["max-connections"] = VmKey.MaxConnections,
+        ["max_connections"] = VmKey.MaxConnections,
+        ["close-timeout-ms"] = VmKey.CloseTimeoutMs,
+        ["close_timeout_ms"] = VmKey.CloseTimeoutMs,
     };
 
     public static readonly IReadOnlyList<VmKey> All = Enum.GetValues<VmKey>();
@@ -62,6 +68,8 @@ internal static class VmKeys
             VmKey.TxBufferSize => "tx-buffer-size",
             VmKey.QueueSize => "queue-size",
             VmKey.Groups => "groups",
+            VmKey.MaxConnections => "max-connections",
+            VmKey.CloseTimeoutMs => "close-timeout-ms",
             _ => throw new ArgumentOutOfRangeException(nameof(key), key, null),
         };
         return style switch

@@ -70,6 +70,17 @@ internal static class VmSettingsBuilder
             settings = settings with { QueueSize = (int)Checked(queue, Unsigned(queue), VmSettingsValidator.QueueSizeProblem) };
         }
 
+        if (values.TryGetValue(VmKey.MaxConnections, out RawValue? max))
+        {
+            settings = settings with { MaxConnections = (int)Checked(max, Unsigned(max), VmSettingsValidator.MaxConnectionsProblem) };
+        }
+
+        if (values.TryGetValue(VmKey.CloseTimeoutMs, out RawValue? close))
+        {
+            ulong ms = Checked(close, Unsigned(close), VmSettingsValidator.CloseTimeoutProblem);
+            settings = settings with { CloseTimeout = TimeSpan.FromMilliseconds(ms) };
+        }
+
         if (values.TryGetValue(VmKey.Groups, out RawValue? groups))
         {
             settings = settings with { Groups = Groups(groups) };

@@ -21,6 +21,15 @@ internal static class VmSettingsValidator
     /// <summary>Split virtqueues hold at most 32768 descriptors (virtio 1.2 §2.7); crosvm asks up to that, QEMU 1024.</summary>
     public const ulong MaxQueueSize = 32768;
 
+    /// <summary>
+    /// Each connection holds a host fd, and no process can hold more than the kernel's default
+    /// <c>fs.nr_open</c> (1048576), so a larger per-VM limit could never be reached.
+    /// </summary>
+    public const ulong MaxMaxConnections = 1024 * 1024;
+
+    /// <summary>An hour: a stream nobody can use any more is not worth keeping longer.</summary>
+    public const ulong MaxCloseTimeoutMs = 3_600_000;
+
     /// <summary><c>sockaddr_un.sun_path</c> is 108 bytes including the terminating NUL.</summary>
     public const int MaxUnixSocketPathBytes = 107;
 
@@ -63,6 +72,16 @@ internal static class VmSettingsValidator
         size is 0 or > MaxQueueSize || (size & (size - 1)) != 0
             ? $"queue size {size} must be a power of two from 1 to {MaxQueueSize}"
             : null;
+
+    public static string? MaxConnectionsProblem(ulong count) => count switch
+    {
+        0 => "max connections 0 would refuse every connection (at least 1)",
+        > MaxMaxConnections => $"max connections {count} is more than {MaxMaxConnections} (no process can hold more file descriptors)",
+        _ => null,
+    };
+
+    public static string? CloseTimeoutProblem(ulong ms) =>
+        ms > MaxCloseTimeoutMs ? $"close timeout {ms} ms is more than {MaxCloseTimeoutMs} (one hour)" : null;
 
     public static string? SocketPathProblem(string path)
     {

@@ -113,6 +113,13 @@ public sealed class DaemonProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGKILL, by PID: the daemon crashes (its socket files stay behind); waits until it is gone.</summary>
+    public async Task KillAsync(TimeSpan timeout)
+    {
+        ProcessSignals.KillNow(Pid);
+        await exited.WaitAsync(timeout);
+    }
+
     /// <summary>The log, headed by the command line and state, for failure messages.</summary>
     public string Describe(string? problem = null)
     {

@@ -5,10 +5,14 @@ namespace Vsock.E2E.Tests.Rig;
 /// <summary>Signals by PID: the rig ends only the processes it started, and asks politely first.</summary>
 internal static partial class ProcessSignals
 {
+    private const int SigKill = 9;
     private const int SigTerm = 15;
 
     /// <summary>SIGTERM; false if the process is already gone.</summary>
     public static bool Terminate(int pid) => Kill(pid, SigTerm) == 0;
+
+    /// <summary>SIGKILL (a crash, as far as the process's peers can tell); false if the process is already gone.</summary>
+    public static bool KillNow(int pid) => Kill(pid, SigKill) == 0;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);

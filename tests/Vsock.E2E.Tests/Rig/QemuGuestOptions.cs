@@ -23,6 +23,12 @@ public sealed record QemuGuestOptions
     /// </summary>
     public string? VhostUserSocket { get; init; }
 
+    /// <summary>
+    /// The vhost-user chardev's <c>reconnect=N</c> (seconds): QEMU connects in the background and reconnects after the
+    /// backend goes away. Null: no reconnect (QEMU connects once, at start).
+    /// </summary>
+    public int? ChardevReconnectSeconds { get; init; }
+
     /// <summary>Guest RAM; null means 256 MiB, or 2048 MiB with <see cref="HostRoot"/> (.NET and its tmpfs need room).</summary>
     public int? MemoryMiB { get; init; }
 
@@ -106,7 +112,8 @@ public sealed record QemuGuestOptions
         ];
         if (VhostUserSocket is not null)
         {
-            args.AddRange(["-chardev", $"socket,id=char0,path={VhostUserSocket}", "-device", "vhost-user-vsock-pci,chardev=char0"]);
+            var reconnect = ChardevReconnectSeconds is { } seconds ? $",reconnect={seconds}" : "";
+            args.AddRange(["-chardev", $"socket,id=char0,path={VhostUserSocket}{reconnect}", "-device", "vhost-user-vsock-pci,chardev=char0"]);
         }
         if (HostRoot)
         {
