@@ -14,6 +14,8 @@ public static class Errno
     public const int ENOSYS = 38;
     public const int ENOTSOCK = 88;
     public const int EMSGSIZE = 90;
+    public const int EPROTOTYPE = 91;
+    public const int EOPNOTSUPP = 95;
     public const int EADDRINUSE = 98;
     public const int ECONNABORTED = 103;
     public const int ECONNRESET = 104;
