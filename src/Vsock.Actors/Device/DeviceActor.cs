@@ -96,6 +96,9 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
 
     private bool DriverRunning => _vmm?.Backend is { IsRunning: true };
 
+    /// <summary>The guest's driver accepted VIRTIO_VSOCK_F_SEQPACKET (Linux 5.14+ does when the device offers it).</summary>
+    private bool SeqpacketNegotiated => _vmm?.Backend is { SeqpacketNegotiated: true };
+
     protected override void PreStart()
     {
         _loop = EventLoop.Current ?? throw new InvalidOperationException(
@@ -103,7 +106,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             $"not on {Context.Props.Dispatcher}");
         _connections = new ConnectionSettings(_settings.GuestCid, _settings.TxBufferSize, _settings.UdsPath, _settings.ForwardCid, _loop);
         _siblings = new SiblingLinks(Self, _groupRouter, _table, _scheduler, _deviceLog);
-        _router = new GuestPacketRouter(_settings.GuestCid, _table, _scheduler, _deviceLog, OpenHostStream, OpenSiblingStream);
+        _router = new GuestPacketRouter(_settings.GuestCid, _table, _scheduler, _deviceLog, () => SeqpacketNegotiated, OpenHostStream, OpenSiblingStream);
         _loop.AddIdleHook(_poller);
 
         _vmmListener = UnixSocket.Listen(_settings.Socket);
@@ -113,6 +116,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             var uds = UnixSocket.Listen(udsPath, backlog: 128);
             uds.SetNonBlocking(true);
             StartListener(HostListenerActor.ForUdsPath(uds, udsPath, _loop), "uds");
+            StartSeqpacketListener(udsPath + SeqpacketSuffix);
         }
         if (_settings.ForwardCid is not null)
         {
@@ -126,6 +130,25 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         _groupRouter.Tell(new Register(_settings.GuestCid, _settings.Groups));
         _log.Info("device for guest CID {0} listening for the VMM on {1}{2}", _settings.GuestCid, _settings.Socket,
             _settings.UdsPath is null ? $" (forwarding to AF_VSOCK CID {_settings.ForwardCid})" : $"; host sockets on {_settings.UdsPath}");
+    }
+
+    /// <summary>The SEQPACKET twin of <c>uds-path</c>: <c>uds-path_seqpacket</c>.</summary>
+    public const string SeqpacketSuffix = "_seqpacket";
+
+    /// <summary>
+    /// Host-initiated SEQPACKET streams: a unix SOCK_SEQPACKET listener beside <c>uds-path</c>. A path too long for
+    /// a unix address (uds-path itself may be up to 107 bytes) only costs this listener, with a warning.
+    /// </summary>
+    private void StartSeqpacketListener(string path)
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(path) >= 108)
+        {
+            _log.Warning("not listening for SEQPACKET clients: {0} is longer than a unix socket path may be", path);
+            return;
+        }
+        var listener = UnixSocket.Listen(path, backlog: 128, SocketKind.Seqpacket);
+        listener.SetNonBlocking(true);
+        StartListener(HostListenerActor.ForUdsPath(listener, path, _loop, SocketKind.Seqpacket), "uds-seqpacket");
     }
 
     private void StartListener(Props props, string name)
@@ -158,7 +181,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
                 OnTerminated(terminated.ActorRef);
                 break;
             case SiblingPacket sibling:
-                _siblings.OnPacket(sibling, Sender, DriverRunning);
+                _siblings.OnPacket(sibling, Sender, DriverRunning, SeqpacketNegotiated);
                 RunRx();
                 break;
             case SiblingUnreachable unreachable:
@@ -285,7 +308,13 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             accepted.Socket.Dispose();
             return;
         }
-        var stream = new HostStream(_scheduler, _settings.TxBufferSize, accepted.Socket, sendsOkLine: accepted.Origin == HostOrigin.UdsPath);
+        var stream = NewHostStream(accepted.Socket, sendsOkLine: accepted.Origin == HostOrigin.UdsPath, accepted.Kind);
+        if (stream is null)
+        {
+            _log.Debug("closing SEQPACKET host client: the guest driver did not negotiate VIRTIO_VSOCK_F_SEQPACKET");
+            accepted.Socket.Dispose();
+            return;
+        }
         var props = accepted.Origin == HostOrigin.UdsPath
             ? HostInitiatedConnection.Props(stream, _connections)
             : ForwardedConnection.Props(stream, _connections, accepted.Port);
@@ -318,10 +347,23 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
     /// </summary>
     private void OpenHostStream(ConnectionKey key, in VsockHeader request)
     {
-        var stream = new HostStream(_scheduler, _settings.TxBufferSize, socket: null, sendsOkLine: false);
+        var kind = request.Type == VsockType.SeqPacket ? SocketKind.Seqpacket : SocketKind.Stream;
+        var stream = NewHostStream(socket: null, sendsOkLine: false, kind)!;
         stream.AcceptFromGuest(key, request);
         _table.Add(stream);
-        StartConnection(GuestInitiatedConnection.Props(stream, _connections, HostEndpoint.ForGuestPort(_connections, request.DstPort)), stream);
+        var endpoint = HostEndpoint.ForGuestPort(_connections, request.DstPort, kind, request.BufAlloc);
+        StartConnection(GuestInitiatedConnection.Props(stream, _connections, endpoint), stream);
+    }
+
+    /// <summary>A host stream of the socket's type; null for SEQPACKET when the guest's driver did not negotiate it.</summary>
+    private HostStream? NewHostStream(SafeFileHandle? socket, bool sendsOkLine, SocketKind kind)
+    {
+        if (kind == SocketKind.Stream)
+            return new HostStream(_scheduler, _settings.TxBufferSize, socket, sendsOkLine);
+        if (!SeqpacketNegotiated)
+            return null;
+        var family = _settings.UdsPath is not null ? HostSocketFamily.Unix : HostSocketFamily.Vsock;
+        return new HostSeqpacketStream(_scheduler, _settings.TxBufferSize, socket, sendsOkLine, family);
     }
 
     private void OpenSiblingStream(ConnectionKey key, in VsockHeader request) => _siblings.Open(key, request);
@@ -360,7 +402,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         if (_table.Remove(stream))
         {
             _log.Debug("connection {0} ended with its stream open; resetting it", stream.Key);
-            _router.ResetGuestStream(stream.Key);
+            _router.ResetGuestStream(stream.Key, stream.Type);
             RunRx();
         }
     }

@@ -90,11 +90,16 @@ public static class Vsock
     /// Starts a non-blocking connect. <paramref name="inProgress"/> true means wait for writability
     /// and then read <see cref="GetSocketError"/>; false means connected already.
     /// </summary>
-    public static unsafe SafeFileHandle ConnectNonBlocking(uint cid, uint port, out bool inProgress, SocketKind kind = SocketKind.Stream)
+    /// <param name="bufferSize">When not 0, SO_VM_SOCKETS_BUFFER_SIZE before the connect (within the socket's
+    /// minimum and maximum, 128 bytes and 256 KiB unless raised), so the peer learns it from the first packet.</param>
+    public static unsafe SafeFileHandle ConnectNonBlocking(uint cid, uint port, out bool inProgress, SocketKind kind = SocketKind.Stream,
+        uint bufferSize = 0)
     {
         var socket = NewSocket(kind);
         try
         {
+            if (bufferSize != 0)
+                SetBufferSize(socket, bufferSize);
             var address = new SockAddrVm(cid, port);
             if (Libc.Connect(socket, &address, (uint)sizeof(SockAddrVm)) == 0)
             {
@@ -141,6 +146,23 @@ public static class Vsock
             throw LinuxException.FromLastError("getsockopt SO_VM_SOCKETS_BUFFER_SIZE");
         return (uint)Math.Min(size, uint.MaxValue);
     }
+
+    /// <summary>
+    /// Lowers SO_VM_SOCKETS_BUFFER_SIZE to <paramref name="size"/> if that is under the current size (never below the
+    /// socket's minimum): raising it past SO_VM_SOCKETS_BUFFER_MAX_SIZE would fail.
+    /// </summary>
+    public static unsafe void SetBufferSize(SafeHandle socket, uint size)
+    {
+        var current = GetBufferSize(socket);
+        if (size >= current)
+            return;
+        ulong value = Math.Max(size, MinBufferSize);
+        if (Libc.SetSockOpt(socket, Libc.AF_VSOCK, Libc.SO_VM_SOCKETS_BUFFER_SIZE, &value, sizeof(ulong)) != 0)
+            throw LinuxException.FromLastError("setsockopt SO_VM_SOCKETS_BUFFER_SIZE");
+    }
+
+    /// <summary>VSOCK_BUFFER_MIN_SIZE: the default SO_VM_SOCKETS_BUFFER_MIN_SIZE.</summary>
+    private const uint MinBufferSize = 128;
 
     /// <summary>
     /// Hands a connected vsock fd to a <see cref="Socket"/>, which owns it from then on:
