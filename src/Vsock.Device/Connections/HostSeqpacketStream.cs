@@ -388,6 +388,13 @@ public sealed class HostSeqpacketStream : HostStream
             return;
         }
         Credit.OnReceived(length);
+        if (Credit.ShouldSendCreditUpdate)
+        {
+            // Bytes of an open message are not written as they come (a stream's are), so the guest's view of our
+            // free space can run low with no write to look at it: messages written earlier freed room it must hear of.
+            PendingOps |= RxOps.CreditUpdate;
+            Schedule();
+        }
         var eor = (flags & VsockSeqFlags.Eor) != 0;
         // Straight from guest memory while nothing of this message or before it waits in the TX buffer.
         if (_open == 0 && _messages.Count == 0 && Has(StreamStatus.HostWritable))

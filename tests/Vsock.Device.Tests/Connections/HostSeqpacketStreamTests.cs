@@ -376,6 +376,20 @@ public sealed class HostSeqpacketStreamTests : IDisposable
     }
 
     [Fact]
+    public void The_guest_hears_of_room_freed_by_written_messages_while_its_open_message_fills_its_credit()
+    {
+        Establish(txBufferSize: 10000);
+        GuestPacket(Pattern(6000, 1), VsockSeqFlags.Eom);
+        Tx();
+        Assert.Equal(Pattern(6000, 1), ReceiveMessage());
+        Assert.DoesNotContain(Rx(), p => p.Op == VsockOp.CreditUpdate); // the guest still sees 4000 bytes free
+        GuestPacket(Pattern(4000, 2), 0); // its view: no credit left, and no write will come until the message ends
+        Tx();
+        var update = Assert.Single(Rx(), p => p.Op == VsockOp.CreditUpdate);
+        Assert.Equal(6000u, update.Header.FwdCnt);
+    }
+
+    [Fact]
     public void A_guest_that_never_sends_eom_is_reset_once_beyond_its_credit_and_nothing_reaches_the_host()
     {
         Establish(txBufferSize: 8192);
