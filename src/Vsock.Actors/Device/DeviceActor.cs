@@ -125,6 +125,12 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
                 StartListener(HostListenerActor.ForForwardedPort(HostListenerActor.ListenVsock(port), port, _loop), $"forward-{port}");
                 _log.Info("forwarding host AF_VSOCK port {0} to guest CID {1} port {0}", port, _settings.GuestCid);
             }
+            foreach (var port in _settings.ForwardListenSeqpacket)
+            {
+                var listener = HostListenerActor.ListenVsock(port, SocketKind.Seqpacket);
+                StartListener(HostListenerActor.ForForwardedPort(listener, port, _loop, SocketKind.Seqpacket), $"forward-seqpacket-{port}");
+                _log.Info("forwarding host AF_VSOCK SEQPACKET port {0} to guest CID {1} port {0}", port, _settings.GuestCid);
+            }
         }
 
         _groupRouter.Tell(new Register(_settings.GuestCid, _settings.Groups));

@@ -11,6 +11,7 @@ internal enum VmKey
     TxBufferSize,
     QueueSize,
     Groups,
+    ForwardListenSeqpacket,
 }
 
 /// <summary>How a source spells keys, so messages use the spelling the user would write there.</summary>
@@ -44,6 +45,8 @@ internal static class VmKeys
         ["queue-size"] = VmKey.QueueSize,
         ["queue_size"] = VmKey.QueueSize,
         ["groups"] = VmKey.Groups,
+        ["forward-listen-seqpacket"] = VmKey.ForwardListenSeqpacket,
+        ["forward_listen_seqpacket"] = VmKey.ForwardListenSeqpacket,
     };
 
     public static readonly IReadOnlyList<VmKey> All = Enum.GetValues<VmKey>();
@@ -62,6 +65,7 @@ internal static class VmKeys
             VmKey.TxBufferSize => "tx-buffer-size",
             VmKey.QueueSize => "queue-size",
             VmKey.Groups => "groups",
+            VmKey.ForwardListenSeqpacket => "forward-listen-seqpacket",
             _ => throw new ArgumentOutOfRangeException(nameof(key), key, null),
         };
         return style switch
