@@ -23,7 +23,7 @@ public enum HostSocketFamily
 /// credit and shutdown are <see cref="HostStream"/>'s; the data path moves whole messages, still one copy each way.
 ///
 /// Host → guest: a message can only be read whole (recvmsg truncates), so its length is peeked first
-/// (recv(MSG_PEEK | MSG_TRUNC) into no buffer) and it is read only once the guest's credit and the RX buffers taken
+/// (recv(MSG_PEEK | MSG_TRUNC) into a 1-byte buffer) and it is read only once the guest's credit and the RX buffers taken
 /// hold all of it: one recvmsg straight into those buffers, EOM (and EOR for MSG_EOR) on the last packet. Until then
 /// it waits in the socket. A message larger than the guest's whole buffer (buf_alloc) could never be taken: Linux's
 /// own sender refuses it with EMSGSIZE, but the host application has sent it already, so the stream is reset with a
@@ -230,9 +230,9 @@ public sealed class HostSeqpacketStream : HostStream
                 Clear(StreamStatus.HostReadable);
                 return false;
             }
-            if (n == MessageIo.PeekUnsupported)
+            if (n == MessageIo.PeekUnsupported || (_family == HostSocketFamily.Vsock && n == MessageIo.VsockPeekUnsupported))
             {
-                // AF_VSOCK SEQPACKET before Linux 6.4: no MSG_PEEK. Read with a spill from now on.
+                // AF_VSOCK SEQPACKET before Linux 6.4: no MSG_PEEK (ENOMEM, taking nothing). Read with a spill from now on.
                 _peekUnsupported = true;
                 Host.Log.Debug($"{Key}: the host socket cannot peek a message's length; reading up to {_readBound} bytes with a spill");
                 return true;

@@ -7,6 +7,7 @@ public static class Errno
     public const int ENOENT = 2;
     public const int EINTR = 4;
     public const int EBADF = 9;
+    public const int ENOMEM = 12;
     public const int EAGAIN = 11; // == EWOULDBLOCK on Linux
     public const int EEXIST = 17;
     public const int EINVAL = 22;

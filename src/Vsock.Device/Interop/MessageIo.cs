@@ -13,20 +13,28 @@ public static class MessageIo
     /// <summary>-EAGAIN: no message queued, or no room for this one, right now.</summary>
     public const int WouldBlock = StreamIo.WouldBlock;
 
-    /// <summary>-EOPNOTSUPP from <see cref="PeekLength"/>: the socket cannot peek (AF_VSOCK SEQPACKET before Linux 6.4).</summary>
+    /// <summary>-EOPNOTSUPP from <see cref="PeekLength"/>: the socket cannot peek.</summary>
     public const int PeekUnsupported = -Errno.EOPNOTSUPP;
 
     /// <summary>
-    /// The length of the next message without taking it: recv(MSG_PEEK | MSG_TRUNC) into no buffer returns the
-    /// message's real length on Linux (unix SEQPACKET; AF_VSOCK SEQPACKET from 6.4, earlier kernels answer
-    /// EOPNOTSUPP). 0 is an empty message or end of stream (<see cref="PeerShutDown"/> and <see cref="QueuedBytes"/> tell which).
+    /// What AF_VSOCK SEQPACKET before Linux 6.4 answers a peek with: the transport's EOPNOTSUPP comes out of
+    /// af_vsock.c's __vsock_seqpacket_recvmsg as -ENOMEM (any negative record length does), and nothing is taken.
+    /// </summary>
+    public const int VsockPeekUnsupported = -Errno.ENOMEM;
+
+    /// <summary>
+    /// The length of the next message without taking it: recv(MSG_PEEK | MSG_TRUNC) returns the message's real
+    /// length on Linux (unix SEQPACKET; AF_VSOCK SEQPACKET from 6.4, earlier kernels fail it: <see cref="VsockPeekUnsupported"/>). The buffer
+    /// is one byte, not none: AF_VSOCK answers a zero-length receive with 0 before it looks at anything. 0 is an
+    /// empty message or end of stream (<see cref="PeerShutDown"/> and <see cref="QueuedBytes"/> tell which).
     /// </summary>
     /// <returns>The length, <see cref="WouldBlock"/>, <see cref="PeekUnsupported"/>, or another negated errno.</returns>
     public static unsafe int PeekLength(SafeHandle socket)
     {
+        byte one;
         while (true)
         {
-            var n = Libc.Recv(socket, null, 0, Libc.MSG_DONTWAIT | Libc.MSG_PEEK | Libc.MSG_TRUNC);
+            var n = Libc.Recv(socket, &one, 1, Libc.MSG_DONTWAIT | Libc.MSG_PEEK | Libc.MSG_TRUNC);
             if (n >= 0)
                 return (int)n;
             var errno = Marshal.GetLastPInvokeError();
@@ -61,13 +69,30 @@ public static class MessageIo
         }
     }
 
+    /// <summary>The next message into <paramref name="buffer"/>; see <see cref="Receive(SafeHandle, IoVec*, int, out int)"/>.</summary>
+    public static unsafe int Receive(SafeHandle socket, Span<byte> buffer, out int messageFlags)
+    {
+        fixed (byte* p = buffer)
+        {
+            var iov = new IoVec { Base = p, Length = (nuint)buffer.Length };
+            return Receive(socket, &iov, 1, out messageFlags);
+        }
+    }
+
+    /// <summary>recvmsg's MSG_TRUNC: the message was longer than the buffer.</summary>
+    public const int Truncated = Libc.MSG_TRUNC;
+
+    /// <summary>recvmsg's MSG_EOR: the sender ended a record (AF_VSOCK SEQPACKET reports it).</summary>
+    public const int EndOfRecord = Libc.MSG_EOR;
+
     /// <summary>Takes the next message off the socket and drops it (an empty one, say).</summary>
     /// <returns>The message's length, <see cref="WouldBlock"/>, or another negated errno.</returns>
     public static unsafe int Discard(SafeHandle socket)
     {
+        byte one;
         while (true)
         {
-            var n = Libc.Recv(socket, null, 0, Libc.MSG_DONTWAIT | Libc.MSG_TRUNC);
+            var n = Libc.Recv(socket, &one, 1, Libc.MSG_DONTWAIT | Libc.MSG_TRUNC);
             if (n >= 0)
                 return (int)n;
             var errno = Marshal.GetLastPInvokeError();

@@ -13,7 +13,7 @@ public sealed unsafe class MessageIoTests : IDisposable
     public void Dispose() => _dir.Delete(recursive: true);
 
     [Fact]
-    public void A_peek_into_no_buffer_gives_the_next_message_s_length_without_taking_it()
+    public void A_truncating_peek_gives_the_next_message_s_length_without_taking_it()
     {
         var (a, b) = UnixSocket.Pair(SocketKind.Seqpacket);
         using (a)
