@@ -23,14 +23,14 @@ internal sealed record BenchOptions
     public bool Unpinned { get; init; } = true;
     public IReadOnlySet<string> Phases { get; init; } = AllPhases;
 
-    public static readonly IReadOnlySet<string> AllPhases = new HashSet<string> { "reference", "throughput", "latency", "rate", "multivm", "memory", "gc" };
+    public static readonly IReadOnlySet<string> AllPhases = new HashSet<string> { "reference", "throughput", "latency", "rate", "multivm", "memory", "gc", "seqpacket" };
 
     public const string Usage = """
         usage: Vsock.Bench [--daemon PATH/vhost-device-vsock.dll] [--cell-mib 512] [--gc-mib 1024]
                            [--idle 10000] [--latency 20000] [--rate 20000] [--placement both|pinned|unpinned]
                            [--guest-poll-us 0] [--guest-tx-interrupts lazy|always]
                            [--tx-buffer-size 262144] [--queue-size 256] (both passed to the daemon)
-                           [--only reference,throughput,latency,rate,multivm,memory,gc] [--quick]
+                           [--only reference,throughput,latency,rate,multivm,memory,gc,seqpacket] [--quick]
                Vsock.Bench --summarize REPORT.md... (a table of every run's figures, for scripts/bench-runs.sh)
         """;
 

@@ -372,7 +372,7 @@ public sealed partial class SyntheticGuest
                         _violations.Add($"RX: RW of {payload.Length} bytes exceeds our buf_alloc ({header})");
                         break;
                     }
-                    app.OnData(stream, payload);
+                    app.OnPacket(stream, payload, header.Flags);
                     FinishApplicationIfDone(stream);
                 }
                 else if (!stream.Receive.TryWrite(payload))
