@@ -30,11 +30,28 @@ public sealed partial class GuestStream
         ThrowIfNotSeqpacket();
         lock (_guest.Sync)
         {
-            // Bytes received before would reach the application without their message boundaries.
-            if (Receive.Count > 0)
-                throw new InvalidOperationException($"stream {this} has messages already: start the application before they arrive");
+            // What arrived before the application started goes to it first, message by message with its EOM (and
+            // EOR); the lock is held throughout, so the driver's next packets come after.
+            var early = new List<(byte[] Payload, uint Flags)>();
+            while (_messages.TryDequeue(out var message))
+            {
+                var payload = new byte[message.Length];
+                Receive.Read(payload);
+                early.Add((payload, VsockWire.SeqEom | (message.EndOfRecord ? VsockWire.SeqEor : 0)));
+            }
+            if (_openMessage > 0)
+            {
+                var part = new byte[_openMessage];
+                Receive.Read(part);
+                early.Add((part, 0));
+                _openMessage = 0;
+            }
+            var completion = Start(app);
+            foreach (var (payload, flags) in early)
+                app.OnPacket(this, payload, flags);
+            _guest.FinishApplicationIfDone(this);
+            return completion;
         }
-        return Start(app);
     }
 
     /// <summary>An application read part of a message: fwd_cnt moves; at its end the peer gets a CREDIT_UPDATE (Linux 6.1).</summary>

@@ -91,20 +91,32 @@ public sealed class HostSeqpacketStream : HostStream
     /// </summary>
     private void SizeFor(SafeHandle socket)
     {
-        if (_family == HostSocketFamily.Unix)
+        try
         {
-            var largest = (uint)MessageIo.SetSendBuffer(socket, (int)Math.Min(_txBufferSize + 64u, int.MaxValue / 2));
-            if (largest < Credit.BufAlloc)
+            if (_family == HostSocketFamily.Unix)
             {
-                Host.Log.Debug($"{Key}: the host socket sends messages of at most {largest} bytes (net.core.wmem_max); advertising that, not {Credit.BufAlloc}");
-                Credit.BufAlloc = largest;
+                var largest = (uint)MessageIo.SetSendBuffer(socket, (int)Math.Min(_txBufferSize + 64u, int.MaxValue / 2));
+                if (largest < Credit.BufAlloc)
+                {
+                    Host.Log.Debug($"{Key}: the host socket sends messages of at most {largest} bytes (net.core.wmem_max); advertising that, not {Credit.BufAlloc}");
+                    Credit.BufAlloc = largest;
+                }
+            }
+            else
+            {
+                _readBound = Interop.Vsock.GetBufferSize(socket);
             }
         }
-        else
+        catch (LinuxException e)
         {
-            _readBound = Interop.Vsock.GetBufferSize(socket);
+            // A socket that will not say: the defaults stand (a unix send too long for it then resets the stream).
+            Host.Log.Debug($"{Key}: sizing the host socket failed: {e.Message}");
+            _readBound = DefaultVsockBufferSize;
         }
     }
+
+    /// <summary>Linux's default SO_VM_SOCKETS_BUFFER_SIZE.</summary>
+    private const uint DefaultVsockBufferSize = 256 * 1024;
 
     public override bool HasRxWork
     {
