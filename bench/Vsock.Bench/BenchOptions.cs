@@ -23,7 +23,7 @@ internal sealed record BenchOptions
     public bool Unpinned { get; init; } = true;
     public IReadOnlySet<string> Phases { get; init; } = AllPhases;
 
-    public static readonly IReadOnlySet<string> AllPhases = new HashSet<string> { "reference", "throughput", "latency", "rate", "multivm", "memory", "gc" };
+    public static readonly IReadOnlySet<string> AllPhases = new HashSet<string> { "reference", "throughput", "latency", "rate", "multivm", "memory", "gc", "seqpacket" };
 
     public const string Usage = """
         usage: Vsock.Bench [--daemon PATH/vhost-device-vsock.dll] [--cell-mib 512] [--gc-mib 1024]
@@ -31,7 +31,7 @@ internal sealed record BenchOptions
                            [--guest-poll-us 0] [--guest-tx-interrupts lazy|always]
                            [--tx-buffer-size 262144] [--queue-size 256] (both passed to the daemon)
                            [--metrics-scrape-ms 0] (above 0: the daemon gets --metrics-listen, scraped that often)
-                           [--only reference,throughput,latency,rate,multivm,memory,gc] [--quick]
+                           [--only reference,throughput,latency,rate,multivm,memory,gc,seqpacket] [--quick]
                Vsock.Bench --summarize REPORT.md... (a table of every run's figures, for scripts/bench-runs.sh)
         """;
 

@@ -134,7 +134,7 @@ internal static class LatencyBench
         return Summarise(times);
     }
 
-    private static LatencyResult Summarise(long[] ticks)
+    public static LatencyResult Summarise(long[] ticks)
     {
         Array.Sort(ticks);
         double Micros(long t) => t * 1e6 / Stopwatch.Frequency;

@@ -58,7 +58,7 @@ try
             : (CpuPlacement.AllCpus, CpuPlacement.AllCpus);
         CpuPlacement.Apply(Environment.ProcessId, driverMask);
 
-        if (options.Phases.Overlaps(["throughput", "latency", "rate", "gc"]))
+        if (options.Phases.Overlaps(["throughput", "latency", "rate", "gc", "seqpacket"]))
         {
             await using var session = await Session.StartAsync(options, daemonMask);
             report.DaemonCpus[Report.Name(placement)] = session.Daemon.ReadStatusText("Cpus_allowed_list");
@@ -98,6 +98,8 @@ try
                 report.Rate[(placement, SetUp.HostInitiated)] = await ConnectionRateBench.HostInitiatedAsync(session, options.RateConnections, Report.RateConcurrency);
                 report.Rate[(placement, SetUp.GuestInitiated)] = await ConnectionRateBench.GuestInitiatedAsync(session, options.RateConnections, Report.RateConcurrency);
             }
+            if (options.Phases.Contains("seqpacket"))
+                await MeasureSeqpacketAsync(session, placement, driverMask);
             if (options.Phases.Contains("gc") && placement == placements[0])
             {
                 report.Progress($"{placement} GC over {options.GcBytes >> 20} MiB");
@@ -157,6 +159,36 @@ finally
 
 report.Print();
 return 0;
+
+// SEQPACKET (issue 12): the socket-pair reference once (this process on all CPUs), then one stream each way per
+// message size and the 64-byte round trips both ways through the daemon (this process on its placement's CPUs).
+async Task MeasureSeqpacketAsync(Session session, Placement placement, ulong driverMask)
+{
+    var bytes = Math.Max(options.CellBytes / 4, 8L << 20);
+    var warmup = Report.LatencyWarmup(options);
+    if (report.SeqpacketReference.Count == 0)
+    {
+        report.Progress("SEQPACKET reference");
+        CpuPlacement.Apply(Environment.ProcessId, CpuPlacement.AllCpus);
+        foreach (var size in SeqpacketBench.MessageSizes)
+            report.SeqpacketReference[size] = await SeqpacketBench.ReferenceThroughputAsync(size, bytes);
+        report.SeqpacketReferenceRoundTrip = await SeqpacketBench.ReferenceRoundTripAsync(warmup, options.LatencySamples);
+        CpuPlacement.Apply(Environment.ProcessId, driverMask);
+    }
+    await SeqpacketBench.ThroughputAsync(session, Direction.HostToGuest, 65536, 16L << 20); // warm-up
+    await SeqpacketBench.ThroughputAsync(session, Direction.GuestToHost, 65536, 16L << 20);
+    foreach (var direction in Report.Directions)
+    {
+        foreach (var size in SeqpacketBench.MessageSizes)
+        {
+            report.Progress($"{placement} SEQPACKET {direction} {size / 1024} KiB messages");
+            report.Seqpacket[(placement, direction, size)] = await SeqpacketBench.ThroughputAsync(session, direction, size, bytes);
+        }
+    }
+    report.Progress($"{placement} SEQPACKET round trips");
+    report.SeqpacketRoundTrip[(placement, RoundTrip.HostClient)] = await SeqpacketBench.HostClientAsync(session, warmup, options.LatencySamples);
+    report.SeqpacketRoundTrip[(placement, RoundTrip.GuestClient)] = await SeqpacketBench.GuestClientAsync(session, warmup, options.LatencySamples);
+}
 
 // The reference ping-pong (this process on all CPUs), then the host client and the guest client through
 // the daemon (this process back on its placement's CPUs), all under the same load.

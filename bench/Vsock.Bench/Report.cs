@@ -48,6 +48,10 @@ internal sealed class Report(BenchOptions options)
     public Placement GcPlacement { get; set; }
     public IdleMemoryResult? Memory { get; set; }
     public Placement MemoryPlacement { get; set; }
+    public Dictionary<int, double> SeqpacketReference { get; } = [];
+    public LatencyResult? SeqpacketReferenceRoundTrip { get; set; }
+    public Dictionary<(Placement, Direction, int Size), MessageRate> Seqpacket { get; } = [];
+    public Dictionary<(Placement, RoundTrip), LatencyResult> SeqpacketRoundTrip { get; } = [];
     public List<string> Notes { get; } = [];
     public List<string> DaemonWarnings { get; } = [];
 
@@ -94,6 +98,7 @@ internal sealed class Report(BenchOptions options)
         PrintThroughput();
         PrintLatency();
         PrintRate();
+        PrintSeqpacket();
         PrintMultiVm();
         PrintMemory();
         PrintGc();
@@ -208,6 +213,53 @@ internal sealed class Report(BenchOptions options)
              $"Machine: all CPUs, all processes (/proc/stat; at most {CpuPlacement.CpuCount}.00): what it has beyond daemon + driver, other programs used meanwhile.");
     }
 
+    private void PrintSeqpacket()
+    {
+        if (Seqpacket.Count == 0 && SeqpacketRoundTrip.Count == 0)
+            return;
+        var bytes = Math.Max(options.CellBytes / 4, 8L << 20);
+        Line();
+        Line($"## SEQPACKET (issue 12; one stream, {bytes >> 20} MiB of messages of one size per row; no target)");
+        Line();
+        Line("| direction | message | reference msg/s | CPUs | msg/s | MB/s | × ref | daemon CPU | driver CPU |");
+        Line("|---|---|---:|---|---:|---:|---:|---:|---:|");
+        foreach (var direction in Directions)
+        {
+            foreach (var size in SeqpacketBench.MessageSizes)
+            {
+                foreach (var placement in Placements)
+                {
+                    if (!Seqpacket.TryGetValue((placement, direction, size), out var m))
+                        continue;
+                    var reference = SeqpacketReference.GetValueOrDefault(size);
+                    Line($"| {DirectionName(direction)} | {size / 1024} KiB | {Count(reference)} | {Name(placement)} | {Count(m.MessagesPerSecond)} | {Mb(m.BytesPerSecond)} | " +
+                         $"{Ratio(m.MessagesPerSecond, reference)} | {Cores(m.DaemonCores)} | {Cores(m.DriverCores)} |");
+                }
+            }
+        }
+        Line();
+        Line($"## SEQPACKET {SeqpacketBench.RoundTripSize}-byte message round trip (µs; {options.LatencySamples} samples after {LatencyWarmup(options)} warm-up)");
+        Line();
+        Line("| client → echo | CPUs | p50 | p99 |");
+        Line("|---|---|---:|---:|");
+        foreach (var placement in Placements)
+        {
+            foreach (var trip in new[] { RoundTrip.HostClient, RoundTrip.GuestClient })
+            {
+                if (SeqpacketRoundTrip.TryGetValue((placement, trip), out var r))
+                    Line($"| {RoundTripName(trip)} | {Name(placement)} | {r.P50Micros:0.0} | {r.P99Micros:0.0} |");
+            }
+        }
+        if (SeqpacketReferenceRoundTrip is { } rr)
+            Line($"| reference: unix SEQPACKET socket pair, thread → thread echo | {CpuPlacement.Describe(CpuPlacement.AllCpus)} | {rr.P50Micros:0.0} | {rr.P99Micros:0.0} |");
+        Line();
+        Line("Host side: a blocking unix SOCK_SEQPACKET socket on `uds-path_seqpacket` (host → guest, host client) or accepted on `uds-path_PORT` (guest → host, guest client); " +
+             "guest side: in-driver message sink, source, echo and ping-pong (a CREDIT_UPDATE after each message read, as Linux 6.1). " +
+             "Reference: the same messages over one unix SOCK_SEQPACKET socket pair, a writer thread and a reader thread (no second copy).");
+    }
+
+    private static string Count(double perSecond) => perSecond == 0 ? "–" : perSecond.ToString("0", CultureInfo.InvariantCulture);
+
     private void PrintMultiVm()
     {
         if (MultiVm.Count == 0)
@@ -297,6 +349,10 @@ internal sealed class Report(BenchOptions options)
             yield return ($"round trip p50 µs, {RoundTripName(trip)}, {Name(placement)}, {Name(load)}", r.P50Micros.ToString("0.0", CultureInfo.InvariantCulture));
         foreach (var ((placement, setUp), r) in Rate.OrderBy(k => k.Key))
             yield return ($"set-up per second, {SetUpName(setUp)}, {Name(placement)}", r.PerSecond.ToString("0", CultureInfo.InvariantCulture));
+        foreach (var ((placement, direction, size), m) in Seqpacket.OrderBy(k => k.Key))
+            yield return ($"SEQPACKET msg/s, {DirectionName(direction)} {size / 1024} KiB, {Name(placement)}", Count(m.MessagesPerSecond));
+        foreach (var ((placement, trip), r) in SeqpacketRoundTrip.OrderBy(k => k.Key))
+            yield return ($"SEQPACKET round trip p50 µs, {RoundTripName(trip)}, {Name(placement)}", r.P50Micros.ToString("0.0", CultureInfo.InvariantCulture));
         foreach (var ((placement, direction), m) in MultiVm.OrderBy(k => k.Key))
             yield return ($"{m.Vms} VMs at once × one VM, {DirectionName(direction)}, {Name(placement)}", Ratio(m.All.BytesPerSecond, m.One.BytesPerSecond));
         if (Memory is { } mem)

@@ -17,8 +17,8 @@ internal static class Commands
         new("vsock-selftest", "[--listen-cid C] [--port P] [--bytes N] [--refused-port Q] [--timeout-ms T]",
             "Vsock.Device.Interop.Vsock against vsock_loopback (CID 1): listen, connect, accept, transfer both ways, refusal",
             NeedsGuest: true, VsockSelfTest.RunAsync),
-        new("forward-selftest", "[--guest-cid C] [--port P] [--listen-port L] [--refused-port R] [--bytes N] [--timeout-ms T]",
-            "the daemon's AF_VSOCK backend (forward-cid=1, forward-listen) in process, a synthetic guest on its socket, peers on vsock_loopback",
+        new("forward-selftest", "[--guest-cid C] [--port P] [--listen-port L] [--refused-port R] [--bytes N] [--seq-port P] [--seq-listen-port L] [--seq-messages N] [--timeout-ms T]",
+            "the daemon's AF_VSOCK backend (forward-cid=1, forward-listen, forward-listen-seqpacket) in process, a synthetic guest on its socket, peers on vsock_loopback",
             NeedsGuest: true, ForwardSelfTest.RunAsync),
     ];
 

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Microsoft.Win32.SafeHandles;
 using Vsock.Actors.Settings;
 using Vsock.Device.Interop;
+using Vsock.E2E.Tests.Rig;
 using Vsock.Testing;
 using VsockSocket = Vsock.Device.Interop.Vsock;
 
@@ -19,6 +20,10 @@ namespace Vsock.InGuest;
 /// <item>host to guest: a peer connects to 1:<c>--listen-port</c>, the daemon's forward listener accepts and
 /// the synthetic guest's listener gets the stream from CID 2; the same exchange;</item>
 /// <item>refusal: the synthetic guest connects to <c>--refused-port</c>, where nobody listens, and gets RST;</item>
+/// <item>SEQPACKET (issue 12), both ways: the synthetic guest connects SOCK_SEQPACKET to CID 2 port <c>--seq-port</c>
+/// and a peer on CID 1 echoes every message; a peer connects SOCK_SEQPACKET to the daemon's
+/// <c>forward-listen-seqpacket</c> port <c>--seq-listen-port</c> and the synthetic guest echoes. The issue's
+/// lengths and <c>--seq-messages</c> seeded random ones, each checked length, bytes and MSG_EOR;</item>
 /// <item>the synthetic guest saw no protocol violation and its driver did not fault.</item>
 /// </list>
 /// Prints <c>VSOCKTEST RESULT forward-selftest ok=1 ...</c>, or a FAIL line naming the stage and ok=0.
@@ -36,12 +41,15 @@ internal static class ForwardSelfTest
             ListenPort: args.UInt32("listen-port", 7200),
             RefusedPort: args.UInt32("refused-port", 7300),
             Bytes: args.Int64("bytes", 1 << 20),
+            SeqPort: args.UInt32("seq-port", 7110),
+            SeqListenPort: args.UInt32("seq-listen-port", 7210),
+            SeqMessages: (int)Math.Min(args.Int64("seq-messages", 24), 10_000),
             TimeoutMs: (int)Math.Min(args.Int64("timeout-ms", 30_000, minimum: 1), int.MaxValue));
         args.EnsureAllUsed();
         if (settings.GuestCid < 3)
             throw new UsageException("--guest-cid must be 3 or more");
-        if (new[] { settings.Port, settings.ListenPort, settings.RefusedPort }.Distinct().Count() != 3)
-            throw new UsageException("--port, --listen-port and --refused-port must differ");
+        if (new[] { settings.Port, settings.ListenPort, settings.RefusedPort, settings.SeqPort, settings.SeqListenPort }.Distinct().Count() != 5)
+            throw new UsageException("--port, --listen-port, --refused-port, --seq-port and --seq-listen-port must differ");
 
         var fields = new MarkerFields().Add("guest_cid", settings.GuestCid).Add("bytes", settings.Bytes);
         var run = new Run(settings, fields);
@@ -65,7 +73,8 @@ internal static class ForwardSelfTest
         return InGuestProgram.Passed;
     }
 
-    private sealed record Settings(uint GuestCid, uint Port, uint ListenPort, uint RefusedPort, long Bytes, int TimeoutMs)
+    private sealed record Settings(uint GuestCid, uint Port, uint ListenPort, uint RefusedPort, long Bytes, uint SeqPort, uint SeqListenPort,
+        int SeqMessages, int TimeoutMs)
     {
         public TimeSpan Timeout => TimeSpan.FromMilliseconds(TimeoutMs);
     }
@@ -91,6 +100,8 @@ internal static class ForwardSelfTest
                 Socket = Path.Combine(directory, "vhost.sock"),
                 ForwardCid = VsockSocket.CidLocal,
                 ForwardListen = [settings.ListenPort],
+                ForwardListenSeqpacket = [settings.SeqListenPort],
+                TxBufferSize = SeqMaxMessage,
             };
             daemon = await InProcessDaemon.StartAsync([vm], settings.Timeout);
             fields.Add("daemon_ms", clock.Elapsed.TotalMilliseconds, "0");
@@ -109,6 +120,12 @@ internal static class ForwardSelfTest
 
             Stage = "refused";
             await RefusedAsync(guest);
+
+            Stage = "seq-guest-to-host";
+            await SeqGuestToHostAsync(guest);
+
+            Stage = "seq-host-to-guest";
+            await SeqHostToGuestAsync(guest);
 
             Stage = "clean";
             Check(guest.DriverFault is null, $"the synthetic guest's driver faulted: {guest.DriverFault?.Message}");
@@ -183,6 +200,153 @@ internal static class ForwardSelfTest
                 var ms = clock.Elapsed.TotalMilliseconds;
                 fields.Add("refused_ms", ms, "0.0");
                 Check(ms < RefusalLimitMs, $"the refusal took {ms:0} ms");
+            }
+        }
+
+        /// <summary>The guest's messages may be 200,000 bytes: the daemon's buffer (tx-buffer-size) must take them whole.</summary>
+        private const uint SeqMaxMessage = 262144;
+
+        private int SeqCount => TestPattern.SeqNamedLengths.Length + settings.SeqMessages;
+
+        /// <summary>SEQPACKET guest → CID 2 → forward-cid 1: a peer listener echoes each message (MSG_EOR kept).</summary>
+        private async Task SeqGuestToHostAsync(SyntheticGuest frontend)
+        {
+            var listener = Own(VsockSocket.Listen(VsockSocket.CidAny, settings.SeqPort, kind: SocketKind.Seqpacket));
+            var clock = Stopwatch.StartNew();
+            var stream = await frontend.ConnectAsync(VsockSocket.CidHost, settings.SeqPort, settings.Timeout, kind: SocketKind.Seqpacket);
+            Check(Poll.WaitReadable(listener, settings.TimeoutMs) > 0, $"no SEQPACKET connection from the daemon on 1:{settings.SeqPort}");
+            var peer = VsockSocket.Accept(listener, out _, out _);
+            Check(peer is not null, "accept returned no connection although the listener was readable");
+            Own(peer!);
+            fields.Add("seq_g2h_connect_ms", clock.Elapsed.TotalMilliseconds, "0");
+            clock.Restart();
+            var echo = Task.Run(() => PeerEcho(peer!));
+            var buffer = new byte[SeqMaxMessage + 1];
+            var sha = TestPattern.FnvOffset;
+            for (var i = 0; i < SeqCount; i++)
+            {
+                var message = TestPattern.SeqMessage(i, 21);
+                sha = TestPattern.Fnv1a(sha, message);
+                await stream.SendMessageAsync(message, endOfRecord: i % 2 == 1).AsTask().WaitAsync(settings.Timeout);
+                var back = await stream.ReceiveMessageAsync(buffer).AsTask().WaitAsync(settings.Timeout);
+                Check(!back.EndOfStream && back.MessageLength == message.Length && buffer.AsSpan(0, back.Length).SequenceEqual(message),
+                    $"seq-g2h: message {i} of {message.Length} bytes came back as {back}");
+                Check(back.EndOfRecord == (i % 2 == 1), $"seq-g2h: message {i} came back with MSG_EOR {back.EndOfRecord}");
+            }
+            stream.ShutdownWrite();
+            var (messages, peerSha, eors) = await echo.WaitAsync(settings.Timeout);
+            Check(messages == SeqCount && peerSha == sha, $"seq-g2h: the peer echoed {messages} messages, checksum {peerSha:x16}, sent {sha:x16}");
+            await stream.CloseAsync();
+            fields.Add("seq_g2h_messages", messages).AddHex("seq_g2h_sha", peerSha).Add("seq_g2h_eors", eors)
+                .Add("seq_g2h_ms", clock.Elapsed.TotalMilliseconds, "0");
+        }
+
+        /// <summary>SEQPACKET peer → forward-listen-seqpacket → the guest's listener, which echoes each message.</summary>
+        private async Task SeqHostToGuestAsync(SyntheticGuest frontend)
+        {
+            using var listener = frontend.Listen(settings.SeqListenPort, SocketKind.Seqpacket);
+            var clock = Stopwatch.StartNew();
+            var client = Own(VsockSocket.ConnectNonBlocking(VsockSocket.CidLocal, settings.SeqListenPort, out var inProgress, SocketKind.Seqpacket));
+            if (inProgress)
+                Check(Poll.WaitWritable(client, settings.TimeoutMs) > 0, $"SEQPACKET connect to 1:{settings.SeqListenPort} still in progress");
+            var error = VsockSocket.GetSocketError(client);
+            Check(error == 0, $"SEQPACKET connect to the daemon's forward listener 1:{settings.SeqListenPort}: errno {error}");
+            using var acceptTimeout = new CancellationTokenSource(settings.Timeout);
+            var stream = await listener.AcceptAsync(acceptTimeout.Token);
+            Check(stream.IsSeqpacket && stream.PeerCid == VsockSocket.CidHost, $"the forwarded SEQPACKET stream: {stream}");
+            fields.Add("seq_h2g_connect_ms", clock.Elapsed.TotalMilliseconds, "0");
+            clock.Restart();
+            var guestEcho = Task.Run(async () =>
+            {
+                var buffer = new byte[SeqMaxMessage];
+                while (true)
+                {
+                    var m = await stream.ReceiveMessageAsync(buffer);
+                    if (m.EndOfStream)
+                        break;
+                    await stream.SendMessageAsync(buffer.AsMemory(0, m.Length), m.EndOfRecord);
+                }
+                await stream.CloseAsync(); // an echo server closes at EOF: the peer then reads EOF too
+            });
+            var sha = await Task.Run(() => PeerExchange(client, 22)).WaitAsync(settings.Timeout);
+            await guestEcho.WaitAsync(settings.Timeout);
+            fields.Add("seq_h2g_messages", SeqCount).AddHex("seq_h2g_sha", sha).Add("seq_h2g_ms", clock.Elapsed.TotalMilliseconds, "0");
+        }
+
+        /// <summary>The peer side of seq-g2h: echoes every message whole, MSG_EOR kept, until EOF.</summary>
+        private (int Messages, ulong Sha, int Eors) PeerEcho(SafeFileHandle socket)
+        {
+            var buffer = new byte[SeqMaxMessage + 1];
+            var messages = 0;
+            var eors = 0;
+            var sha = TestPattern.FnvOffset;
+            while (true)
+            {
+                var (n, flags) = PeerReceive(socket, buffer, "seq-g2h peer");
+                if (n == 0)
+                    return (messages, sha, eors);
+                sha = TestPattern.Fnv1a(sha, buffer.AsSpan(0, n));
+                messages++;
+                var eor = (flags & MessageIo.EndOfRecord) != 0;
+                if (eor)
+                    eors++;
+                PeerSend(socket, buffer.AsSpan(0, n), eor, "seq-g2h peer");
+            }
+        }
+
+        /// <summary>The peer side of seq-h2g: sends each message (odd ones with MSG_EOR) and checks its echo.</summary>
+        private ulong PeerExchange(SafeFileHandle socket, ulong seed)
+        {
+            var buffer = new byte[SeqMaxMessage + 1];
+            var sha = TestPattern.FnvOffset;
+            for (var i = 0; i < SeqCount; i++)
+            {
+                var message = TestPattern.SeqMessage(i, seed);
+                sha = TestPattern.Fnv1a(sha, message);
+                PeerSend(socket, message, i % 2 == 1, "seq-h2g peer");
+                var (n, flags) = PeerReceive(socket, buffer, "seq-h2g peer");
+                Check(n == message.Length && buffer.AsSpan(0, n).SequenceEqual(message),
+                    $"seq-h2g: message {i} of {message.Length} bytes came back as {n} bytes");
+                Check(((flags & MessageIo.EndOfRecord) != 0) == (i % 2 == 1), $"seq-h2g: message {i} came back with flags 0x{flags:x}");
+            }
+            Check(VsockSocketShutdownWrite(socket) == 0, "seq-h2g: shutdown(SHUT_WR) failed");
+            var (eof, _) = PeerReceive(socket, buffer, "seq-h2g peer");
+            Check(eof == 0, $"seq-h2g: a message of {eof} bytes after the guest's echo ended");
+            return sha;
+        }
+
+        private static int VsockSocketShutdownWrite(SafeFileHandle socket) => StreamIo.ShutdownWrite(socket);
+
+        private (int Bytes, int Flags) PeerReceive(SafeFileHandle socket, byte[] buffer, string who)
+        {
+            while (true)
+            {
+                Check(Poll.WaitReadable(socket, settings.TimeoutMs) > 0, $"{who}: nothing to read within {settings.TimeoutMs} ms");
+                var n = MessageIo.Receive(socket, buffer, out var flags);
+                if (n == MessageIo.WouldBlock)
+                    continue;
+                if (n == -Errno.ECONNRESET)
+                    return (0, 0);
+                Check(n >= 0, $"{who}: recvmsg failed: {StreamIo.Describe(n)}");
+                Check((flags & MessageIo.Truncated) == 0, $"{who}: a message longer than {buffer.Length - 1} bytes");
+                return (n, flags);
+            }
+        }
+
+        /// <summary>
+        /// A whole message, once the peer has credit for at least one byte (Linux's non-blocking AF_VSOCK SEQPACKET
+        /// send would otherwise send part of it and answer EAGAIN; one message in flight at a time keeps it whole).
+        /// </summary>
+        private void PeerSend(SafeFileHandle socket, ReadOnlySpan<byte> message, bool eor, string who)
+        {
+            while (true)
+            {
+                Check(Poll.WaitWritable(socket, settings.TimeoutMs) > 0, $"{who}: no room to send within {settings.TimeoutMs} ms");
+                var n = MessageIo.Send(socket, message, eor);
+                if (n == MessageIo.WouldBlock)
+                    continue;
+                Check(n == message.Length, $"{who}: send of {message.Length} bytes: {StreamIo.Describe(n)}");
+                return;
             }
         }
 

@@ -31,10 +31,10 @@ public sealed class HostingTests
         Assert.Equal("OK 5000\n", reply);
         var vm3 = await devices.Ask<IActorRef>(new VsockDevicesActor.GetVm(3), TimeSpan.FromSeconds(5));
         var device = (await vm3.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, TimeSpan.FromSeconds(5))).Device!;
-        // Its children: the uds-path listener and the stream's connection actor.
+        // Its children: the uds-path listeners (stream and SEQPACKET) and the stream's connection actor.
         var children = ((ActorRefWithCell)device).Underlying.ChildrenContainer.Children.ToList();
-        Assert.Equal(2, children.Count);
-        var connection = children.Single(c => c.Path.Name != "uds");
+        Assert.Equal(3, children.Count);
+        var connection = children.Single(c => c.Path.Name is not ("uds" or "uds-seqpacket"));
         Assert.All(children, c => Assert.Equal(VsockDispatchers.ForVm(3), ((ActorRefWithCell)c).Underlying.Props.Dispatcher));
         Assert.Equal(VsockDispatchers.ForVm(3), ((ActorRefWithCell)connection).Underlying.Props.Dispatcher);
     }

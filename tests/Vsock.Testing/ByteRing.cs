@@ -31,6 +31,16 @@ internal sealed class ByteRing(int capacity)
         return true;
     }
 
+    /// <summary>Drops <paramref name="count"/> bytes from the front (the part of a message a short read did not take).</summary>
+    public void Skip(int count)
+    {
+        count = Math.Min(count, Count);
+        if (count == 0)
+            return;
+        _start = (_start + count) % _buffer.Length;
+        Count -= count;
+    }
+
     public int Read(Span<byte> destination)
     {
         var n = Math.Min(destination.Length, Count);

@@ -21,6 +21,9 @@ internal abstract class DriverApplication
     /// <summary>RW payload for the stream; the application consumes all of it (and calls <see cref="GuestStream.ConsumedByApplication"/>).</summary>
     public abstract void OnData(GuestStream stream, ReadOnlySpan<byte> payload);
 
+    /// <summary>An RW packet with its flags (SEQPACKET applications look at EOM and EOR); by default just its payload.</summary>
+    public virtual void OnPacket(GuestStream stream, ReadOnlySpan<byte> payload, uint flags) => OnData(stream, payload);
+
     /// <summary>Called after each driver pass (descriptors reclaimed, credit updated): post what can be posted.</summary>
     public virtual void Pump(GuestStream stream)
     {

@@ -8,13 +8,17 @@ public sealed class GuestListener : IDisposable
     private readonly AsyncPulse _changed = new();
     private bool _closed;
 
-    internal GuestListener(SyntheticGuest guest, uint port)
+    internal GuestListener(SyntheticGuest guest, uint port, ushort type)
     {
         _guest = guest;
         Port = port;
+        Type = type;
     }
 
     public uint Port { get; }
+
+    /// <summary>The socket type it accepts (VsockWire.TypeStream or TypeSeqpacket).</summary>
+    public ushort Type { get; }
 
     /// <summary>Set by <see cref="SyntheticGuest.AcceptAndCloseAsync"/>: the driver closes each accepted stream at once.</summary>
     internal ConnectionChurn? Churn { get; set; }

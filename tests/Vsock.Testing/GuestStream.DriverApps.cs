@@ -78,11 +78,11 @@ public sealed partial class GuestStream
     }
 
     /// <summary>Posts one RW packet of <paramref name="data"/> if credit and TX descriptors allow (under the guest lock).</summary>
-    internal bool TryPostFromApplication(ReadOnlySpan<byte> data)
+    internal bool TryPostFromApplication(ReadOnlySpan<byte> data, uint flags = 0)
     {
         if (Done || State != StreamState.Connected || data.Length > Credit())
             return false;
-        if (!_guest.TryPostStreamData(this, data))
+        if (!_guest.TryPostStreamData(this, data, flags))
         {
             _guest.ApplicationWaitsForTx();
             return false;

@@ -6,18 +6,21 @@ namespace Vsock.Testing;
 /// A connected af_vsock STREAM socket of the synthetic guest, with Linux's per-stream credit:
 /// it advertises buf_alloc, counts fwd_cnt as the reader consumes, sends CREDIT_UPDATE when the
 /// space it last advertised drops below the threshold, and never sends more RW payload than the
-/// peer's credit. All state is guarded by the guest's lock.
+/// peer's credit. All state is guarded by the guest's lock. A SEQPACKET socket (<see cref="IsSeqpacket"/>)
+/// moves whole messages instead (<c>GuestStream.Seqpacket.cs</c>).
 /// </summary>
 public sealed partial class GuestStream : IAsyncDisposable
 {
     private readonly SyntheticGuest _guest;
 
-    internal GuestStream(SyntheticGuest guest, uint localPort, ulong peerCid, uint peerPort, bool connected)
+    internal GuestStream(SyntheticGuest guest, uint localPort, ulong peerCid, uint peerPort, bool connected,
+        ushort type = VsockWire.TypeStream)
     {
         _guest = guest;
         LocalPort = localPort;
         PeerCid = peerCid;
         PeerPort = peerPort;
+        Type = type;
         State = connected ? StreamState.Connected : StreamState.Connecting;
         Receive = new ByteRing((int)Math.Min(guest.BufAlloc, int.MaxValue));
     }
@@ -25,6 +28,11 @@ public sealed partial class GuestStream : IAsyncDisposable
     public uint LocalPort { get; }
     public ulong PeerCid { get; }
     public uint PeerPort { get; }
+
+    /// <summary>The vsock type of every packet of the stream: VsockWire.TypeStream or TypeSeqpacket.</summary>
+    public ushort Type { get; }
+
+    public bool IsSeqpacket => Type == VsockWire.TypeSeqpacket;
 
     internal StreamKey Key => new(LocalPort, PeerCid, PeerPort);
     internal StreamState State { get; set; }
@@ -113,6 +121,7 @@ public sealed partial class GuestStream : IAsyncDisposable
     /// <exception cref="GuestStreamClosedException">Reset, shut down, or never connected (Linux: EPIPE/ENOTCONN).</exception>
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
+        ThrowIfSeqpacket();
         var offset = 0;
         while (offset < data.Length)
         {
@@ -153,6 +162,7 @@ public sealed partial class GuestStream : IAsyncDisposable
     /// <summary>Reads what is buffered (waiting for data if none); 0 at end of stream (peer SHUTDOWN SEND, or reset).</summary>
     public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        ThrowIfSeqpacket();
         if (buffer.IsEmpty)
             return 0;
         while (true)

@@ -1,8 +1,9 @@
+using Vsock.Device.Interop;
 using Vsock.Testing.Packets;
 
 namespace Vsock.Testing;
 
-// af_vsock STREAM semantics on top of the driver, following Linux's virtio_transport_common.c.
+// af_vsock STREAM and SEQPACKET semantics on top of the driver, following Linux's virtio_transport_common.c.
 public sealed partial class SyntheticGuest
 {
     private readonly Dictionary<StreamKey, GuestStream> _streams = [];
@@ -13,15 +14,19 @@ public sealed partial class SyntheticGuest
 
     internal object Sync => _sync;
 
-    /// <summary>Starts listening on <paramref name="port"/> (any CID, as a Linux listener bound to VMADDR_CID_ANY).</summary>
-    public GuestListener Listen(uint port)
+    /// <summary>
+    /// Starts listening on <paramref name="port"/> (any CID, as a Linux listener bound to VMADDR_CID_ANY) with a
+    /// socket of <paramref name="kind"/>: a REQUEST of the other type is reset, as Linux does.
+    /// </summary>
+    public GuestListener Listen(uint port, SocketKind kind = SocketKind.Stream)
     {
         lock (_sync)
         {
             ThrowIfDisposed();
+            ThrowIfSeqpacketUnsupported(kind);
             if (_listeners.ContainsKey(port))
                 throw new InvalidOperationException($"port {port} already has a listener");
-            var listener = new GuestListener(this, port);
+            var listener = new GuestListener(this, port, TypeOf(kind));
             _listeners.Add(port, listener);
             return listener;
         }
@@ -33,13 +38,16 @@ public sealed partial class SyntheticGuest
     /// </summary>
     /// <exception cref="GuestConnectionRefusedException">The peer answered RST.</exception>
     /// <exception cref="TimeoutException">No answer within <paramref name="timeout"/> (the attempt is dropped without RST, like Linux).</exception>
-    public async Task<GuestStream> ConnectAsync(ulong cid, uint port, TimeSpan timeout, CancellationToken cancellationToken = default)
+    /// <exception cref="NotSupportedException">SEQPACKET without VIRTIO_VSOCK_F_SEQPACKET (Linux: ESOCKTNOSUPPORT).</exception>
+    public async Task<GuestStream> ConnectAsync(ulong cid, uint port, TimeSpan timeout, CancellationToken cancellationToken = default,
+        SocketKind kind = SocketKind.Stream)
     {
         GuestStream stream;
         lock (_sync)
         {
             ThrowIfDisposed();
-            stream = new GuestStream(this, AllocateEphemeralPort(), cid, port, connected: false);
+            ThrowIfSeqpacketUnsupported(kind);
+            stream = new GuestStream(this, AllocateEphemeralPort(), cid, port, connected: false, TypeOf(kind));
             _streams.Add(stream.Key, stream);
             SendControl(StreamHeader(stream, VsockOp.Request, 0, 0));
         }
@@ -203,8 +211,16 @@ public sealed partial class SyntheticGuest
     internal VsockHeader StreamHeader(GuestStream stream, VsockOp op, uint flags, uint length)
     {
         stream.LastFwdCnt = stream.FwdCnt;
-        return new VsockHeader(GuestCid, stream.PeerCid, stream.LocalPort, stream.PeerPort, length, VsockWire.TypeStream,
+        return new VsockHeader(GuestCid, stream.PeerCid, stream.LocalPort, stream.PeerPort, length, stream.Type,
             (ushort)op, flags, _options.BufAlloc, stream.FwdCnt);
+    }
+
+    private static ushort TypeOf(SocketKind kind) => kind == SocketKind.Seqpacket ? VsockWire.TypeSeqpacket : VsockWire.TypeStream;
+
+    private void ThrowIfSeqpacketUnsupported(SocketKind kind)
+    {
+        if (kind == SocketKind.Seqpacket && !SeqpacketNegotiated)
+            throw new NotSupportedException("SEQPACKET needs VIRTIO_VSOCK_F_SEQPACKET, which was not negotiated (Linux: ESOCKTNOSUPPORT)");
     }
 
     internal void SendStreamControl(GuestStream stream, VsockOp op, uint flags)
@@ -215,13 +231,13 @@ public sealed partial class SyntheticGuest
     }
 
     /// <summary>Posts up to one packet of <paramref name="data"/> as RW; the caller checked credit and state (under _sync).</summary>
-    internal bool TryPostStreamData(GuestStream stream, ReadOnlySpan<byte> data)
+    internal bool TryPostStreamData(GuestStream stream, ReadOnlySpan<byte> data, uint flags = 0)
     {
         if (_controlBacklog.Count > 0)
             return false; // control packets queued earlier go first, as in Linux's single send queue
         Span<byte> header = stackalloc byte[VsockHeader.Size];
         var previous = stream.LastFwdCnt;
-        StreamHeader(stream, VsockOp.Rw, 0, (uint)data.Length).WriteTo(header);
+        StreamHeader(stream, VsockOp.Rw, flags, (uint)data.Length).WriteTo(header);
         if (TryPostTx(header, data))
             return true;
         stream.LastFwdCnt = previous; // not sent after all
@@ -264,7 +280,7 @@ public sealed partial class SyntheticGuest
     /// <summary>One RX packet, already validated against the used length (under _sync). Mirrors virtio_transport_recv_pkt.</summary>
     private void OnPacket(in VsockHeader header, ReadOnlySpan<byte> payload)
     {
-        if (header.Type != VsockWire.TypeStream)
+        if (header.Type != VsockWire.TypeStream && (header.Type != VsockWire.TypeSeqpacket || !SeqpacketNegotiated))
         {
             ResetNoSocket(header);
             return;
@@ -272,17 +288,21 @@ public sealed partial class SyntheticGuest
         var key = new StreamKey(header.DstPort, header.SrcCid, header.SrcPort);
         if (_streams.TryGetValue(key, out var stream))
         {
-            OnStreamPacket(stream, header, payload);
+            // virtio_transport_recv_pkt: a packet of the other type than its socket's is reset, the socket untouched.
+            if (stream.Type != header.Type)
+                ResetNoSocket(header);
+            else
+                OnStreamPacket(stream, header, payload);
             return;
         }
         if (_listeners.TryGetValue(header.DstPort, out var listener))
         {
-            if (header.Operation != VsockOp.Request)
+            if (header.Operation != VsockOp.Request || listener.Type != header.Type)
             {
                 ResetNoSocket(header);
                 return;
             }
-            var child = new GuestStream(this, header.DstPort, header.SrcCid, header.SrcPort, connected: true)
+            var child = new GuestStream(this, header.DstPort, header.SrcCid, header.SrcPort, connected: true, header.Type)
             {
                 PeerBufAlloc = header.BufAlloc,
                 PeerFwdCnt = header.FwdCnt,
@@ -352,7 +372,7 @@ public sealed partial class SyntheticGuest
                         _violations.Add($"RX: RW of {payload.Length} bytes exceeds our buf_alloc ({header})");
                         break;
                     }
-                    app.OnData(stream, payload);
+                    app.OnPacket(stream, payload, header.Flags);
                     FinishApplicationIfDone(stream);
                 }
                 else if (!stream.Receive.TryWrite(payload))
@@ -360,6 +380,14 @@ public sealed partial class SyntheticGuest
                     // Linux virtio_transport_inc_rx_pkt refuses it and the data is dropped.
                     _creditViolations++;
                     _violations.Add($"RX: RW of {payload.Length} bytes with {stream.Receive.Count} of {stream.Receive.Capacity} buffered exceeds our credit ({header})");
+                }
+                else if (stream.IsSeqpacket)
+                {
+                    stream.OnMessagePart(payload.Length, header.Flags);
+                }
+                else if ((header.Flags & (VsockWire.SeqEom | VsockWire.SeqEor)) != 0)
+                {
+                    _violations.Add($"RX: SEQPACKET flags on a STREAM packet ({header})");
                 }
                 break;
             case VsockOp.CreditUpdate:

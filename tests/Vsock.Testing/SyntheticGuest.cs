@@ -80,6 +80,9 @@ public sealed partial class SyntheticGuest : IAsyncDisposable
     /// <summary>What SET_FEATURES acknowledged.</summary>
     public ulong AckedFeatures { get; private set; }
 
+    /// <summary>The driver negotiated VIRTIO_VSOCK_F_SEQPACKET: SEQPACKET sockets work.</summary>
+    public bool SeqpacketNegotiated => (AckedFeatures & VirtioFeatures.VsockSeqpacket) != 0;
+
     /// <summary>Protocol features set with SET_PROTOCOL_FEATURES (offer ∩ {MQ, REPLY_ACK, CONFIG}).</summary>
     public ulong ProtocolFeatures { get; private set; }
 
@@ -153,6 +156,8 @@ public sealed partial class SyntheticGuest : IAsyncDisposable
         var acked = VirtioFeatures.Version1 | (OfferedFeatures & VirtioFeatures.ProtocolFeatures);
         if (_options.EventIdx && (OfferedFeatures & VirtioFeatures.EventIdx) != 0)
             acked |= VirtioFeatures.EventIdx;
+        if (_options.Seqpacket && (OfferedFeatures & VirtioFeatures.VsockSeqpacket) != 0)
+            acked |= VirtioFeatures.VsockSeqpacket;
         if (_options.RxLayout == RxLayout.Indirect)
         {
             if ((OfferedFeatures & VirtioFeatures.IndirectDesc) == 0)

@@ -52,6 +52,9 @@ public sealed record SyntheticGuestOptions
     /// <summary>SET_VRING_NUM for both rings (QEMU's vhost-user-vsock-pci uses 128).</summary>
     public ushort QueueSize { get; init; } = 128;
 
+    /// <summary>Negotiate VIRTIO_VSOCK_F_SEQPACKET if the device offers it (Linux 5.14+ does; QEMU 7.2 passes it on).</summary>
+    public bool Seqpacket { get; init; } = true;
+
     /// <summary>Negotiate VIRTIO_RING_F_EVENT_IDX if the device offers it (QEMU 7.2 does).</summary>
     public bool EventIdx { get; init; } = true;
 

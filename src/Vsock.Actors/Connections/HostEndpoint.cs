@@ -8,8 +8,10 @@ namespace Vsock.Actors.Connections;
 
 /// <summary>
 /// Where a guest-initiated stream goes on the host: a unix socket (<c>uds-path_PORT</c>) or a host AF_VSOCK address
-/// (<c>forward-cid:PORT</c>). The connect runs on a pool thread, never on the VM's loop, and hands back the connected
-/// fd, which the stream then owns.
+/// (<c>forward-cid:PORT</c>), of the stream's type (SOCK_STREAM or SOCK_SEQPACKET: a listener of the other type
+/// refuses at once). A connect that cannot block runs on the VM's loop (<see cref="TryConnectNow"/>), any other on a
+/// pool thread; either hands back the connected fd,
+/// which the stream then owns.
 /// </summary>
 public abstract record HostEndpoint
 {
@@ -26,13 +28,16 @@ public abstract record HostEndpoint
         return false;
     }
 
-    public static HostEndpoint ForGuestPort(ConnectionSettings settings, uint port) =>
+    /// <param name="guestBufAlloc">The guest's buffer (its REQUEST's buf_alloc): a host AF_VSOCK SEQPACKET socket
+    /// advertises no more, so its peer refuses a message the guest could never take (EMSGSIZE), as Linux would.</param>
+    public static HostEndpoint ForGuestPort(ConnectionSettings settings, uint port, SocketKind kind = SocketKind.Stream, uint guestBufAlloc = 0) =>
         settings.UdsPath is { } uds
-            ? new UnixEndpoint($"{uds}_{port}")
-            : new VsockEndpoint(settings.ForwardCid ?? throw new InvalidOperationException("a VM needs uds-path or forward-cid"), port);
+            ? new UnixEndpoint($"{uds}_{port}", kind)
+            : new VsockEndpoint(settings.ForwardCid ?? throw new InvalidOperationException("a VM needs uds-path or forward-cid"), port, kind,
+                kind == SocketKind.Seqpacket ? guestBufAlloc : 0);
 }
 
-public sealed record UnixEndpoint(string Path) : HostEndpoint
+public sealed record UnixEndpoint(string Path, SocketKind Kind = SocketKind.Stream) : HostEndpoint
 {
     /// <summary>
     /// connect(2) on a pool thread: it returns at once unless the listener's backlog is full, and then it must not
@@ -43,7 +48,7 @@ public sealed record UnixEndpoint(string Path) : HostEndpoint
     /// </summary>
     public override Task<SafeFileHandle> ConnectAsync(TimeSpan timeout) => Task.Run(() =>
     {
-        var socket = UnixSocket.Connect(Path, timeout);
+        var socket = UnixSocket.Connect(Path, Kind, timeout);
         socket.SetNonBlocking(true);
         return socket.Handle;
     });
@@ -54,21 +59,22 @@ public sealed record UnixEndpoint(string Path) : HostEndpoint
     /// </summary>
     public override bool TryConnectNow(out SafeFileHandle? socket, out string? error)
     {
-        var connected = UnixSocket.TryConnectNonBlocking(Path, out var errno);
+        var connected = UnixSocket.TryConnectNonBlocking(Path, Kind, out var errno);
         socket = connected?.Handle;
         error = errno == 0 ? null : $"connect {Path}: {Marshal.GetPInvokeErrorMessage(errno)}";
         return errno != Errno.EAGAIN;
     }
 
-    public override string ToString() => Path;
+    public override string ToString() => Kind == SocketKind.Seqpacket ? $"{Path} (SEQPACKET)" : Path;
 }
 
-public sealed record VsockEndpoint(uint Cid, uint Port) : HostEndpoint
+/// <param name="BufferSize">When not 0, the socket's SO_VM_SOCKETS_BUFFER_SIZE (kept within Linux's default bounds).</param>
+public sealed record VsockEndpoint(uint Cid, uint Port, SocketKind Kind = SocketKind.Stream, uint BufferSize = 0) : HostEndpoint
 {
     /// <summary>A non-blocking connect finished with poll(2) on a pool thread, bounded by <paramref name="timeout"/>.</summary>
     public override Task<SafeFileHandle> ConnectAsync(TimeSpan timeout) => Task.Run(() =>
     {
-        var fd = VsockApi.ConnectNonBlocking(Cid, Port, out var inProgress);
+        var fd = VsockApi.ConnectNonBlocking(Cid, Port, out var inProgress, Kind, BufferSize);
         try
         {
             if (inProgress)
@@ -88,5 +94,5 @@ public sealed record VsockEndpoint(uint Cid, uint Port) : HostEndpoint
         }
     });
 
-    public override string ToString() => $"vsock {Cid}:{Port}";
+    public override string ToString() => $"vsock {Cid}:{Port}{(Kind == SocketKind.Seqpacket ? " (SEQPACKET)" : "")}";
 }

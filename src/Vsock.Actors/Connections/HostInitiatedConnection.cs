@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Vsock.Device.Connections;
 using Vsock.Device.Interop;
+using Vsock.Device.Packets;
 using static Vsock.Actors.Protocol.DeviceProtocol;
 
 namespace Vsock.Actors.Connections;
@@ -13,6 +14,10 @@ namespace Vsock.Actors.Connections;
 ///
 /// The line is read with MSG_PEEK and taken off the socket only once it is whole, so bytes the client sends after
 /// the newline stay in the socket and reach the guest as the stream's first data (the reference loses them).
+///
+/// A client of <c>uds-path_seqpacket</c> (a SEQPACKET stream) sends the line as its first message, alone
+/// (<c>CONNECT &lt;port&gt;\n</c>, the newline optional), and gets <c>OK &lt;port&gt;\n</c> as one message; its
+/// next messages are the guest's.
 /// </summary>
 public sealed class HostInitiatedConnection : ConnectionActor
 {
@@ -73,6 +78,11 @@ public sealed class HostInitiatedConnection : ConnectionActor
     /// <summary>Looks at what the client sent so far; takes the line off the socket once it is complete.</summary>
     private void ReadConnectLine()
     {
+        if (Stream.Type == VsockType.SeqPacket)
+        {
+            ReadConnectMessage();
+            return;
+        }
         var socket = Stream.Socket!;
         var line = _line!;
         var n = StreamIo.Peek(socket, line);
@@ -118,6 +128,51 @@ public sealed class HostInitiatedConnection : ConnectionActor
             Context.Stop(Self); // the bytes we just peeked are there; anything else is a broken socket
             return;
         }
+        Open(port);
+    }
+
+    /// <summary>SEQPACKET: the first message is the whole line (a message arrives whole, so no peeking).</summary>
+    private unsafe void ReadConnectMessage()
+    {
+        var socket = Stream.Socket!;
+        int n, flags;
+        var buffer = _line!;
+        fixed (byte* line = buffer)
+        {
+            var iov = new IoVec { Base = line, Length = (nuint)buffer.Length };
+            n = MessageIo.Receive(socket, &iov, 1, out flags);
+        }
+        if (n == MessageIo.WouldBlock)
+            return; // the next edge brings it
+        if (n <= 0)
+        {
+            Log.Debug("SEQPACKET host client gone before CONNECT: {0}", n == 0 ? "end of stream" : StreamIo.Describe(n));
+            Context.Stop(Self);
+            return;
+        }
+        var parser = new ConnectCommandParser();
+        var truncated = (flags & Libc.MSG_TRUNC) != 0;
+        int consumed = 0;
+        uint port = 0;
+        string? error = null;
+        var status = truncated ? ConnectCommandParser.Status.Invalid : parser.Feed(buffer.AsSpan(0, n), out consumed, out port, out error);
+        if (status == ConnectCommandParser.Status.NeedMore)
+        {
+            status = parser.FeedEndOfStream(out port, out error); // the message's end ends the line
+            consumed = n;
+        }
+        if (status != ConnectCommandParser.Status.Complete || consumed != n)
+        {
+            Log.Warning("closing SEQPACKET host client: its first message is not one CONNECT line ({0})",
+                truncated ? "longer than a CONNECT line" : error ?? "bytes after the line");
+            Context.Stop(Self);
+            return;
+        }
+        Open(port);
+    }
+
+    private void Open(uint port)
+    {
         _line = null;
         _opening = true;
         CancelDeadline();

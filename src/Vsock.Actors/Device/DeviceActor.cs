@@ -101,6 +101,9 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
 
     private bool DriverRunning => _vmm?.Backend is { IsRunning: true };
 
+    /// <summary>The guest's driver accepted VIRTIO_VSOCK_F_SEQPACKET (Linux 5.14+ does when the device offers it).</summary>
+    private bool SeqpacketNegotiated => _vmm?.Backend is { SeqpacketNegotiated: true };
+
     protected override void PreStart()
     {
         _loop = EventLoop.Current ?? throw new InvalidOperationException(
@@ -113,7 +116,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         };
         _limit = new ConnectionLimit(_settings.MaxConnections, _settings.GuestCid, _table, _deviceLog, _counters);
         _siblings = new SiblingLinks(Self, _groupRouter, _table, _scheduler, _deviceLog, _limit);
-        _router = new GuestPacketRouter(_settings.GuestCid, _table, _scheduler, _deviceLog, OpenHostStream, OpenSiblingStream);
+        _router = new GuestPacketRouter(_settings.GuestCid, _table, _scheduler, _deviceLog, () => SeqpacketNegotiated, OpenHostStream, OpenSiblingStream);
         _loop.AddIdleHook(_poller);
 
         _vmmListener = UnixSocket.Listen(_settings.Socket);
@@ -123,6 +126,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             var uds = UnixSocket.Listen(udsPath, backlog: 128);
             uds.SetNonBlocking(true);
             StartListener(HostListenerActor.ForUdsPath(uds, udsPath, _loop), "uds");
+            StartSeqpacketListener(udsPath + SeqpacketSuffix);
         }
         if (_settings.ForwardCid is not null)
         {
@@ -131,6 +135,12 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
                 StartListener(HostListenerActor.ForForwardedPort(HostListenerActor.ListenVsock(port), port, _loop), $"forward-{port}");
                 _log.Info("forwarding host AF_VSOCK port {0} to guest CID {1} port {0}", port, _settings.GuestCid);
             }
+            foreach (var port in _settings.ForwardListenSeqpacket)
+            {
+                var listener = HostListenerActor.ListenVsock(port, SocketKind.Seqpacket);
+                StartListener(HostListenerActor.ForForwardedPort(listener, port, _loop, SocketKind.Seqpacket), $"forward-seqpacket-{port}");
+                _log.Info("forwarding host AF_VSOCK SEQPACKET port {0} to guest CID {1} port {0}", port, _settings.GuestCid);
+            }
         }
         // Every listener of this VM exists: the launcher tells systemd READY=1 once all VMs said so.
         Context.System.EventStream.Publish(new Hosting.DeviceListening(_settings.GuestCid));
@@ -138,6 +148,25 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         _groupRouter.Tell(new Register(_settings.GuestCid, _settings.Groups));
         _log.Info("device for guest CID {0} listening for the VMM on {1}{2}", _settings.GuestCid, _settings.Socket,
             _settings.UdsPath is null ? $" (forwarding to AF_VSOCK CID {_settings.ForwardCid})" : $"; host sockets on {_settings.UdsPath}");
+    }
+
+    /// <summary>The SEQPACKET twin of <c>uds-path</c>: <c>uds-path_seqpacket</c>.</summary>
+    public const string SeqpacketSuffix = "_seqpacket";
+
+    /// <summary>
+    /// Host-initiated SEQPACKET streams: a unix SOCK_SEQPACKET listener beside <c>uds-path</c>. A path too long for
+    /// a unix address (uds-path itself may be up to 107 bytes) only costs this listener, with a warning.
+    /// </summary>
+    private void StartSeqpacketListener(string path)
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(path) >= 108)
+        {
+            _log.Warning("not listening for SEQPACKET clients: {0} is longer than a unix socket path may be", path);
+            return;
+        }
+        var listener = UnixSocket.Listen(path, backlog: 128, SocketKind.Seqpacket);
+        listener.SetNonBlocking(true);
+        StartListener(HostListenerActor.ForUdsPath(listener, path, _loop, SocketKind.Seqpacket), "uds-seqpacket");
     }
 
     private void StartListener(Props props, string name)
@@ -173,7 +202,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
                 OnListenerTerminated(terminated.ActorRef);
                 break;
             case SiblingPacket sibling:
-                _siblings.OnPacket(sibling, Sender, DriverRunning);
+                _siblings.OnPacket(sibling, Sender, DriverRunning, SeqpacketNegotiated);
                 RunRx();
                 break;
             case SiblingUnreachable unreachable:
@@ -306,7 +335,13 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             accepted.Socket.Dispose(); // the client sees EOF at once, as when the driver is not running
             return;
         }
-        var stream = new HostStream(_scheduler, _settings.TxBufferSize, accepted.Socket, sendsOkLine: accepted.Origin == HostOrigin.UdsPath);
+        var stream = NewHostStream(accepted.Socket, sendsOkLine: accepted.Origin == HostOrigin.UdsPath, accepted.Kind);
+        if (stream is null)
+        {
+            _log.Debug("closing SEQPACKET host client: the guest driver did not negotiate VIRTIO_VSOCK_F_SEQPACKET");
+            accepted.Socket.Dispose();
+            return;
+        }
         var props = accepted.Origin == HostOrigin.UdsPath
             ? HostInitiatedConnection.Props(stream, _connections)
             : ForwardedConnection.Props(stream, _connections, accepted.Port);
@@ -346,10 +381,23 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
             _router.ReplyRst(request);
             return;
         }
-        var stream = new HostStream(_scheduler, _settings.TxBufferSize, socket: null, sendsOkLine: false);
+        var kind = request.Type == VsockType.SeqPacket ? SocketKind.Seqpacket : SocketKind.Stream;
+        var stream = NewHostStream(socket: null, sendsOkLine: false, kind)!;
         stream.AcceptFromGuest(key, request);
         _table.Add(stream);
-        StartConnection(GuestInitiatedConnection.Props(stream, _connections, HostEndpoint.ForGuestPort(_connections, request.DstPort)), stream);
+        var endpoint = HostEndpoint.ForGuestPort(_connections, request.DstPort, kind, request.BufAlloc);
+        StartConnection(GuestInitiatedConnection.Props(stream, _connections, endpoint), stream);
+    }
+
+    /// <summary>A host stream of the socket's type; null for SEQPACKET when the guest's driver did not negotiate it.</summary>
+    private HostStream? NewHostStream(SafeFileHandle? socket, bool sendsOkLine, SocketKind kind)
+    {
+        if (kind == SocketKind.Stream)
+            return new HostStream(_scheduler, _settings.TxBufferSize, socket, sendsOkLine);
+        if (!SeqpacketNegotiated)
+            return null;
+        var family = _settings.UdsPath is not null ? HostSocketFamily.Unix : HostSocketFamily.Vsock;
+        return new HostSeqpacketStream(_scheduler, _settings.TxBufferSize, socket, sendsOkLine, family);
     }
 
     private void OpenSiblingStream(ConnectionKey key, in VsockHeader request)
@@ -400,7 +448,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         {
             _log.Debug("connection {0} ended with its stream open; resetting it", stream.Key);
             CountAbortedStream(stream);
-            _router.ResetGuestStream(stream.Key);
+            _router.ResetGuestStream(stream.Key, stream.Type);
             RunRx();
         }
     }

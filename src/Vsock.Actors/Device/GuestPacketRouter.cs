@@ -9,12 +9,17 @@ namespace Vsock.Actors.Device;
 /// Where each packet the guest sends goes (the reference's <c>VsockThreadBackend::send_pkt</c>): to its stream, to a
 /// new stream (a REQUEST), or back as an RST. Runs inside the device's TX turn with the packet still in guest memory;
 /// must not throw for anything a guest can send.
+///
+/// Types: STREAM always; SEQPACKET once the driver negotiated VIRTIO_VSOCK_F_SEQPACKET
+/// (<paramref name="seqpacketNegotiated"/>); anything else is reset. A packet whose type is not its stream's type is
+/// reset and the stream left alone, as Linux does (virtio_transport_recv_pkt: the socket's type must match).
 /// </summary>
 internal sealed class GuestPacketRouter(
     ulong guestCid,
     StreamTable table,
     RxScheduler scheduler,
     DeviceLog log,
+    Func<bool> seqpacketNegotiated,
     GuestPacketRouter.Opener openHostStream,
     GuestPacketRouter.Opener openSiblingStream)
 {
@@ -32,7 +37,7 @@ internal sealed class GuestPacketRouter(
                 log.Warning($"dropping packet with src_cid {h.SrcCid} from the guest with CID {guestCid}: {h}");
             return;
         }
-        if (h.Type != VsockType.Stream)
+        if (h.Type != VsockType.Stream && (h.Type != VsockType.SeqPacket || !seqpacketNegotiated()))
         {
             // The spec says both sides MUST reset a packet of an unknown type (the reference drops it silently).
             if (h.Op != VsockOp.Rst)
@@ -42,7 +47,10 @@ internal sealed class GuestPacketRouter(
         var key = ConnectionKey.FromGuestPacket(h.DstCid, h.DstPort, h.SrcPort);
         if (table.TryGet(key, out var stream))
         {
-            stream.OnGuestPacket(ref packet, ref turn);
+            if (stream.Type == h.Type)
+                stream.OnGuestPacket(ref packet, ref turn);
+            else if (h.Op != VsockOp.Rst)
+                ReplyRst(h);
             return;
         }
         switch (h.Op)

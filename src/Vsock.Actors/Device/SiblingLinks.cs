@@ -31,13 +31,16 @@ internal sealed class SiblingLinks(IActorRef self, IActorRef router, StreamTable
         target.Tell(new SiblingPacket(header, payload), self);
     }
 
-    /// <summary>A sibling's packet for our guest (through the router for a new stream, directly after).</summary>
-    public void OnPacket(SiblingPacket message, IActorRef sender, bool driverRunning)
+    /// <summary>
+    /// A sibling's packet for our guest (through the router for a new stream, directly after). SEQPACKET only reaches
+    /// a guest whose driver negotiated it (<paramref name="seqpacket"/>); otherwise the sender's guest gets an RST.
+    /// </summary>
+    public void OnPacket(SiblingPacket message, IActorRef sender, bool driverRunning, bool seqpacket)
     {
         var h = message.Header;
         var key = new ConnectionKey(h.SrcCid, h.SrcPort, h.DstPort);
         scheduler.Counters.SiblingPacketsReceived++;
-        if (h.DstCid != scheduler.GuestCid || !driverRunning)
+        if (h.DstCid != scheduler.GuestCid || !driverRunning || (h.Type == VsockType.SeqPacket && !seqpacket))
         {
             Refuse(message, sender, key);
             return;

@@ -12,8 +12,8 @@ using VsockApi = Vsock.Device.Interop.Vsock;
 namespace Vsock.Actors.Listeners;
 
 /// <summary>
-/// Owns one listening socket of a VM (Akka.IO's TcpListener): the unix <c>uds-path</c> or a <c>forward-listen</c>
-/// host AF_VSOCK port. Accepts every pending client when the VM's loop reports the socket readable and hands each to
+/// Owns one listening socket of a VM (Akka.IO's TcpListener): the unix <c>uds-path</c> (and its SEQPACKET twin
+/// <c>uds-path_seqpacket</c>) or a <c>forward-listen</c> host AF_VSOCK port (SOCK_STREAM or SOCK_SEQPACKET). Accepts every pending client when the VM's loop reports the socket readable and hands each to
 /// its parent, the device (<see cref="HostClientAccepted"/>), which owns it from then on. Stopped, never restarted;
 /// <see cref="PostStop"/> closes the socket (and removes the unix socket file it was bound to).
 /// </summary>
@@ -32,17 +32,19 @@ public sealed class HostListenerActor : UntypedActor, IWithTimers
     private readonly UnixSocket? _unixListener;
     private readonly HostOrigin _origin;
     private readonly uint _port;
+    private readonly SocketKind _kind;
     private readonly string? _path;
     private readonly EventLoop _loop;
     private readonly ReadinessSignal _readiness;
     private LoopRegistration _registration;
 
-    public HostListenerActor(SafeFileHandle listener, HostOrigin origin, uint port, string? path, EventLoop loop)
+    public HostListenerActor(SafeFileHandle listener, HostOrigin origin, uint port, string? path, EventLoop loop, SocketKind kind = SocketKind.Stream)
     {
         _listener = listener;
         _unixListener = origin == HostOrigin.UdsPath ? UnixSocket.FromHandle(listener) : null;
         _origin = origin;
         _port = port;
+        _kind = kind;
         _path = path;
         _loop = loop;
         _readiness = new ReadinessSignal(Self);
@@ -58,15 +60,15 @@ public sealed class HostListenerActor : UntypedActor, IWithTimers
     }
 
     /// <summary>A listener already bound to <paramref name="path"/> (the device binds it, so a bad path fails the device's start).</summary>
-    public static Props ForUdsPath(UnixSocket listener, string path, EventLoop loop) =>
-        Props.Create(() => new HostListenerActor(listener.Handle, HostOrigin.UdsPath, 0, path, loop));
+    public static Props ForUdsPath(UnixSocket listener, string path, EventLoop loop, SocketKind kind = SocketKind.Stream) =>
+        Props.Create(() => new HostListenerActor(listener.Handle, HostOrigin.UdsPath, 0, path, loop, kind));
 
     /// <summary>A host AF_VSOCK listener on <paramref name="port"/>; its clients reach the same port of the guest.</summary>
-    public static Props ForForwardedPort(SafeFileHandle listener, uint port, EventLoop loop) =>
-        Props.Create(() => new HostListenerActor(listener, HostOrigin.ForwardListen, port, null, loop));
+    public static Props ForForwardedPort(SafeFileHandle listener, uint port, EventLoop loop, SocketKind kind = SocketKind.Stream) =>
+        Props.Create(() => new HostListenerActor(listener, HostOrigin.ForwardListen, port, null, loop, kind));
 
     /// <summary>Binds the <c>forward-listen</c> port (any local CID, as the reference does).</summary>
-    public static SafeFileHandle ListenVsock(uint port) => VsockApi.Listen(VsockApi.CidAny, port);
+    public static SafeFileHandle ListenVsock(uint port, SocketKind kind = SocketKind.Stream) => VsockApi.Listen(VsockApi.CidAny, port, kind: kind);
 
     protected override void PreStart() =>
         _registration = _loop.Add((int)_listener.DangerousGetHandle(), EpollEvents.In | EpollEvents.OneShot, _readiness);
@@ -87,7 +89,7 @@ public sealed class HostListenerActor : UntypedActor, IWithTimers
         try
         {
             while (Accept() is { } client)
-                Context.Parent.Tell(new HostClientAccepted(client, _origin, _port));
+                Context.Parent.Tell(new HostClientAccepted(client, _origin, _port, _kind));
         }
         catch (LinuxException e)
         {

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Microsoft.Win32.SafeHandles;
+using Vsock.Device.Interop;
 
 namespace Vsock.Actors.Protocol;
 
@@ -24,9 +25,11 @@ public static class DeviceProtocol
 
     /// <summary>
     /// Listener → device: a host socket accepted for the VM (non-blocking, close-on-exec). The device owns it from
-    /// now on: it becomes a stream with its own connection actor, or is closed.
+    /// now on: it becomes a stream with its own connection actor, or is closed. <see cref="Kind"/> is the listener's
+    /// socket type, and so the vsock type of the stream (SEQPACKET from <c>uds-path_seqpacket</c>).
     /// </summary>
-    public sealed record HostClientAccepted(SafeFileHandle Socket, HostOrigin Origin, uint Port) : INoSerializationVerificationNeeded;
+    public sealed record HostClientAccepted(SafeFileHandle Socket, HostOrigin Origin, uint Port, SocketKind Kind = SocketKind.Stream)
+        : INoSerializationVerificationNeeded;
 
     /// <summary>Host-initiated or forwarded connection → device: give my stream a key and open it to this guest port.</summary>
     public sealed record OpenToGuest(uint GuestPort) : INoSerializationVerificationNeeded;

@@ -32,6 +32,8 @@ public sealed record VmSettings
     public string? UdsPath { get; init; }
     public uint? ForwardCid { get; init; }
     public IReadOnlyList<uint> ForwardListen { get; init; } = [];
+    /// <summary>Host AF_VSOCK ports listened on with SOCK_SEQPACKET and forwarded to the guest's SEQPACKET listeners.</summary>
+    public IReadOnlyList<uint> ForwardListenSeqpacket { get; init; } = [];
     public uint TxBufferSize { get; init; } = DefaultTxBufferSize;
     public int QueueSize { get; init; } = DefaultQueueSize;
     public IReadOnlyList<string> Groups { get; init; } = [DefaultGroup];

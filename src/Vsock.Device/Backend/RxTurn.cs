@@ -21,6 +21,11 @@ public enum RxReadResult
     NoBuffers,
     /// <summary>The read failed (the errno is returned); no buffer was used.</summary>
     Error,
+    /// <summary>
+    /// <see cref="RxTurn.ReadMessage"/> without a spill: the guest has buffers, but the message needs more of them
+    /// than one read takes (<see cref="RxScratch"/>). Nothing was read.
+    /// </summary>
+    BeyondOneRead,
 }
 
 /// <summary>
@@ -131,18 +136,7 @@ public unsafe ref struct RxTurn
         errno = 0;
         if (maxBytes == 0)
             return RxReadResult.WouldBlock;
-        // Take buffers until their room covers maxBytes (or the ring, or our scratch, runs out).
-        var chains = 0;
-        var segments = 0;
-        uint room = 0;
-        while (room < maxBytes && chains < RxScratch.MaxChains && segments < RxScratch.MaxSegments)
-        {
-            if (!TryTakeChain(chains, segments, maxBytes - room, out var capacity))
-                break;
-            room += capacity;
-            segments += _scratch.SegmentCounts[chains];
-            chains++;
-        }
+        var chains = TakeChains(maxBytes, out var room);
         if (chains == 0)
             return RxReadResult.NoBuffers;
 
@@ -164,9 +158,96 @@ public unsafe ref struct RxTurn
             return RxReadResult.Error;
         }
         bytes = n;
-        _payloadBytes += (uint)n;
+        CompleteFilled(chains, (uint)n, template, lastFlags);
+        return RxReadResult.Data;
+    }
+
+    /// <summary>
+    /// Reads the next message of a SEQPACKET socket with one recvmsg (a message cannot be read in parts: what does
+    /// not fit is dropped, MSG_TRUNC) into RX buffers for <paramref name="rxBytes"/> payload bytes, followed by
+    /// <paramref name="spill"/>. Without a spill the buffers must hold all <paramref name="rxBytes"/> (the message's
+    /// length, peeked) or nothing is read (<see cref="RxReadResult.NoBuffers"/> when the ring ran out,
+    /// <see cref="RxReadResult.BeyondOneRead"/> when one read's limits did). Each buffer becomes one packet stamped from <paramref name="template"/>; when
+    /// the whole message landed in them the last one carries EOM (and EOR if the socket reported MSG_EOR). What went
+    /// into the spill (<paramref name="bytes"/> - <paramref name="inRx"/>) is the caller's to send later, EOM on its
+    /// last packet. <paramref name="messageFlags"/> is recvmsg's msg_flags (MSG_TRUNC: the message did not fit).
+    /// </summary>
+    // Scratch on the stack is written before it is read: no zeroing on the data path.
+    [SkipLocalsInit]
+    public RxReadResult ReadMessage(SafeHandle socket, in VsockHeader template, uint rxBytes, Span<byte> spill,
+        out int bytes, out int inRx, out int messageFlags, out int errno)
+    {
+        bytes = 0;
+        inRx = 0;
+        messageFlags = 0;
+        errno = 0;
+        uint room = 0;
+        var dryBefore = _dry;
+        _dry = false;
+        var chains = rxBytes == 0 ? 0 : TakeChains(rxBytes, out room);
+        var dryNow = _dry;
+        _dry |= dryBefore;
+        if (spill.IsEmpty && (chains == 0 || room < rxBytes))
+        {
+            GiveBack(0, chains);
+            return chains == 0 || dryNow ? RxReadResult.NoBuffers : RxReadResult.BeyondOneRead;
+        }
+
+        var iov = stackalloc IoVec[RxScratch.MaxSegments + 1];
+        var iovCount = 0;
+        for (var c = 0; c < chains; c++)
+            iovCount += PayloadSegments(c, _scratch.Capacities[c], iov + iovCount, RxScratch.MaxSegments - iovCount);
+        int n;
+        fixed (byte* tail = spill)
+        {
+            if (!spill.IsEmpty)
+                iov[iovCount++] = new IoVec { Base = tail, Length = (nuint)spill.Length };
+            n = MessageIo.Receive(socket, iov, iovCount, out messageFlags);
+        }
+        if (n <= 0)
+        {
+            GiveBack(0, chains);
+            if (n == 0)
+                return RxReadResult.EndOfStream;
+            if (n == StreamIo.WouldBlock)
+                return RxReadResult.WouldBlock;
+            errno = n;
+            return RxReadResult.Error;
+        }
+        bytes = n;
+        inRx = (int)Math.Min((uint)n, room);
+        var whole = (uint)n <= room && (messageFlags & Libc.MSG_TRUNC) == 0;
+        var end = whole ? VsockSeqFlags.Eom | ((messageFlags & Libc.MSG_EOR) != 0 ? VsockSeqFlags.Eor : 0) : 0;
+        CompleteFilled(chains, (uint)inRx, template, end);
+        return RxReadResult.Data;
+    }
+
+    /// <summary>Takes buffers until their room covers <paramref name="want"/> (or the ring, or our scratch, runs out).</summary>
+    private int TakeChains(uint want, out uint room)
+    {
+        var chains = 0;
+        var segments = 0;
+        room = 0;
+        while (room < want && chains < RxScratch.MaxChains && segments < RxScratch.MaxSegments)
+        {
+            if (!TryTakeChain(chains, segments, want - room, out var capacity))
+                break;
+            room += capacity;
+            segments += _scratch.SegmentCounts[chains];
+            chains++;
+        }
+        return chains;
+    }
+
+    /// <summary>
+    /// After a read of <paramref name="bytes"/> into the first of <paramref name="chains"/> taken buffers: completes
+    /// the ones it reached as packets (<paramref name="lastFlags"/> on the last) and gives the others back.
+    /// </summary>
+    private void CompleteFilled(int chains, uint bytes, in VsockHeader template, uint lastFlags)
+    {
+        _payloadBytes += bytes;
         // The bytes filled the buffers in order: the first ones are full, one is partial, the rest are empty.
-        var remaining = (uint)n;
+        var remaining = bytes;
         var filled = 0;
         while (filled < chains && remaining > 0)
         {
@@ -187,8 +268,7 @@ public unsafe ref struct RxTurn
         }
         _counters.RxReads++;
         _counters.RxPackets += filled;
-        _counters.RxBytes += n;
-        return RxReadResult.Data;
+        _counters.RxBytes += bytes;
     }
 
     /// <summary>Publishes the buffers used in this turn and notifies the guest if it asked to be (once per turn).</summary>

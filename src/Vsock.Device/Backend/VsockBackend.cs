@@ -27,6 +27,7 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
     public const int EventQueueIndex = 2;
 
     private const ulong OfferedFeatures =
+        (1UL << VirtioFeatures.VsockSeqpacket) |
         (1UL << VirtioFeatures.Version1) |
         (1UL << VirtioFeatures.RingEventIdx) |
         (1UL << VirtioFeatures.NotifyOnEmpty) |
@@ -76,6 +77,12 @@ public sealed class VsockBackend : IVhostUserBackend, IDisposable
     public GuestMemory Memory => _memory;
 
     public void FeaturesAcked(ulong features) => AckedFeatures = features;
+
+    /// <summary>
+    /// The driver accepted VIRTIO_VSOCK_F_SEQPACKET: its SEQPACKET packets are served. A driver that did not gets
+    /// an RST for them, as for any type it does not know.
+    /// </summary>
+    public bool SeqpacketNegotiated => (AckedFeatures & (1UL << VirtioFeatures.VsockSeqpacket)) != 0;
 
     public void MemoryChanged(GuestMemory memory)
     {

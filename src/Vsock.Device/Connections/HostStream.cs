@@ -17,8 +17,11 @@ namespace Vsock.Device.Connections;
 /// One copy each way. Host → guest: the socket is read only when the guest has RX buffers and credit, straight into
 /// those buffers (<see cref="FillRx"/>); until then the data stays in the socket. Guest → host: payloads are written
 /// from guest memory in one gathered sendmsg per TX turn; only what the socket refuses is copied into the TX buffer.
+///
+/// This class is the STREAM type; <see cref="HostSeqpacketStream"/> keeps its set-up, control packets and shutdown
+/// and replaces the data path (the <c>private protected virtual</c> members) with whole messages.
 /// </summary>
-public sealed class HostStream : VsockStream, ITxTarget, IDisposable
+public class HostStream : VsockStream, ITxTarget, IDisposable
 {
     private readonly TxBuffer _tx;
     private readonly bool _sendsOkLine;
@@ -32,7 +35,12 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
     /// until its connect completes (<see cref="OnConnected"/>).</param>
     /// <param name="sendsOkLine">A unix host client that spoke <c>CONNECT</c> gets <c>OK &lt;port&gt;\n</c> once the guest accepts.</param>
     public HostStream(IStreamHost host, uint txBufferSize, SafeHandle? socket, bool sendsOkLine)
-        : base(host, txBufferSize)
+        : this(host, txBufferSize, socket, sendsOkLine, VsockType.Stream)
+    {
+    }
+
+    private protected HostStream(IStreamHost host, uint txBufferSize, SafeHandle? socket, bool sendsOkLine, ushort type)
+        : base(host, txBufferSize, type)
     {
         _socket = socket;
         _sendsOkLine = sendsOkLine;
@@ -57,6 +65,8 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
     /// <summary>When a SHUTDOWN went to the guest (for the owner's close timer); null if none did.</summary>
     public long? ShutdownSentAt { get; private set; }
 
+    private protected TxBuffer TxBuffer => _tx;
+
     public override bool HasRxWork =>
         !Has(StreamStatus.Finished) &&
         (PendingOps != RxOps.None || (CanRead && (Credit.PeerFreeCredit > 0 || !Has(StreamStatus.CreditRequested))));
@@ -64,11 +74,11 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
     private const StreamStatus ReadingUp = StreamStatus.Established | StreamStatus.HostReadable;
     private const StreamStatus ReadingOver = StreamStatus.HostEof | StreamStatus.GuestReceiveShut | StreamStatus.Finished;
 
-    private bool CanRead =>
+    private protected bool CanRead =>
         _socket is not null && (Status & ReadingUp) == ReadingUp && (Status & ReadingOver) == 0 && !Resetting;
 
     /// <summary>An RST is owed: nothing else goes either way.</summary>
-    private bool Resetting => (PendingOps & RxOps.Rst) != 0;
+    private protected bool Resetting => (PendingOps & RxOps.Rst) != 0;
 
     // ------------------------------------------------------------------ set-up
 
@@ -97,10 +107,16 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
             return;
         }
         _socket = socket;
+        OnSocketConnected(socket);
         Set(StreamStatus.Established | StreamStatus.HostReadable | StreamStatus.HostWritable);
         Host.Counters.StreamsOpened++;
         PendingOps |= RxOps.Response;
         Schedule();
+    }
+
+    /// <summary>The guest-initiated connect handed over the socket, before the RESPONSE (which carries our credit) goes out.</summary>
+    private protected virtual void OnSocketConnected(SafeHandle socket)
+    {
     }
 
     /// <summary>The owner's socket is registered: both directions start out "maybe ready", the first call finds out.</summary>
@@ -144,19 +160,26 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
             PendingOps &= ~RxOps.Response;
         }
 
+        var data = FillData(ref turn, quantum);
+        if (data != RxFill.Idle)
+            return data;
+        return FillTrailingOps(ref turn);
+    }
+
+    /// <summary>
+    /// Host data for the guest, read straight into its RX buffers while it has buffers and credit. Idle when the
+    /// socket is drained (or over) or the credit is used up; the ops owed after the data are sent next.
+    /// </summary>
+    // The stream data path; HostSeqpacketStream reads whole messages instead.
+    private protected virtual RxFill FillData(ref RxTurn turn, uint quantum)
+    {
         uint sent = 0;
         while (CanRead)
         {
             var credit = Credit.PeerFreeCredit;
             if (credit == 0)
             {
-                if (!Has(StreamStatus.CreditRequested))
-                    PendingOps |= RxOps.CreditRequest;
-                if (!Has(StreamStatus.CreditStalled))
-                {
-                    Set(StreamStatus.CreditStalled);
-                    Host.Counters.CreditStallsTowardGuest++;
-                }
+                OnCreditShort();
                 break;
             }
             if (sent >= quantum)
@@ -177,21 +200,37 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
                     Clear(StreamStatus.HostReadable);
                     break;
                 case RxReadResult.EndOfStream:
-                    // The host will send no more: tell the guest (it reads EOF) but keep the other direction open
-                    // until the guest closes too (half-close; the reference sends SHUTDOWN(RCV|SEND) here).
-                    Set(StreamStatus.HostEof);
-                    _shutdownFlags |= VsockShutdownFlags.Send;
-                    PendingOps |= RxOps.Shutdown;
+                    OnHostEof();
                     break;
                 case RxReadResult.NoBuffers:
                     return RxFill.OutOfBuffers;
                 default:
                     Host.Log.Debug($"{Key}: host socket read failed: {StreamIo.Describe(errno)}; resetting");
-                    PendingOps = RxOps.Rst;
-                    return TrySendRst(ref turn) ? RxFill.Idle : RxFill.OutOfBuffers;
+                    return ResetNow(ref turn);
             }
         }
+        return RxFill.Idle;
+    }
 
+    /// <summary>The host will send no more: tell the guest (it reads EOF) but keep the other direction open until the
+    /// guest closes too (half-close; the reference sends SHUTDOWN(RCV|SEND) here).</summary>
+    private protected void OnHostEof()
+    {
+        Set(StreamStatus.HostEof);
+        _shutdownFlags |= VsockShutdownFlags.Send;
+        PendingOps |= RxOps.Shutdown;
+    }
+
+    /// <summary>Ends the stream from inside an RX turn: the RST goes now if the guest has a buffer for it.</summary>
+    private protected RxFill ResetNow(ref RxTurn turn)
+    {
+        PendingOps = RxOps.Rst;
+        return TrySendRst(ref turn) ? RxFill.Idle : RxFill.OutOfBuffers;
+    }
+
+    /// <summary>The ops that follow the data: CREDIT_REQUEST, CREDIT_UPDATE, SHUTDOWN.</summary>
+    private RxFill FillTrailingOps(ref RxTurn turn)
+    {
         if ((PendingOps & RxOps.CreditRequest) != 0)
         {
             if (!TrySend(ref turn, VsockOp.CreditRequest))
@@ -217,6 +256,21 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
             ShutdownSentAt ??= Environment.TickCount64;
         }
         return RxFill.Idle;
+    }
+
+    /// <summary>
+    /// The guest's credit cannot take what the host has for it: ask for news (once until it answers) and count one
+    /// stall toward the guest per episode (the guest's next credit news ends it).
+    /// </summary>
+    private protected void OnCreditShort()
+    {
+        if (!Has(StreamStatus.CreditRequested))
+            PendingOps |= RxOps.CreditRequest;
+        if (!Has(StreamStatus.CreditStalled))
+        {
+            Set(StreamStatus.CreditStalled);
+            Host.Counters.CreditStallsTowardGuest++;
+        }
     }
 
     /// <summary>
@@ -314,7 +368,8 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
         }
     }
 
-    private void OnGuestData(ref VsockPacket packet, ref TxTurn turn, uint length)
+    // The stream data path; HostSeqpacketStream gathers whole messages instead.
+    private protected virtual void OnGuestData(ref VsockPacket packet, ref TxTurn turn, uint length)
     {
         if (length == 0)
             return;
@@ -357,8 +412,10 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
         _tx.Commit((int)length);
     }
 
+    void ITxTarget.SendGathered(ReadOnlySpan<IoVec> segments) => SendGathered(segments);
+
     /// <summary>A gathered write of guest payloads (still in guest memory) from the TX turn.</summary>
-    unsafe void ITxTarget.SendGathered(ReadOnlySpan<IoVec> segments)
+    private protected virtual unsafe void SendGathered(ReadOnlySpan<IoVec> segments)
     {
         if (Has(StreamStatus.Finished) || Resetting || _socket is null)
             return;
@@ -411,7 +468,7 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
     /// <summary>Writes the TX buffer to the host socket while it takes bytes.</summary>
     // Scratch on the stack is written before it is read: no zeroing on the data path.
     [SkipLocalsInit]
-    private unsafe void FlushTxBuffer()
+    private protected virtual unsafe void FlushTxBuffer()
     {
         var iov = stackalloc IoVec[2];
         while (!_tx.IsEmpty && Has(StreamStatus.HostWritable) && !Has(StreamStatus.Finished))
@@ -449,7 +506,7 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
     }
 
     /// <summary>Accounts bytes the host socket took: the guest learns (fwd_cnt) when worth a packet.</summary>
-    private void OnWritten(int n)
+    private protected void OnWritten(int n)
     {
         var ours = Math.Min(n, _uncounted);
         _uncounted -= ours;
@@ -466,7 +523,7 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
     /// SHUTDOWN flags are sticky. SEND: once the TX buffer is drained, shut the host socket's write side
     /// (half-close, which the reference does not do). Both: the guest closed; drain, then RST and close.
     /// </summary>
-    private void ApplyGuestShutdown()
+    private protected void ApplyGuestShutdown()
     {
         if (!_tx.IsEmpty || Has(StreamStatus.Finished))
             return;
@@ -491,7 +548,7 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
     /// </summary>
     // Scratch on the stack is written before it is read: no zeroing on the data path.
     [SkipLocalsInit]
-    private void WriteOkLine()
+    private protected virtual void WriteOkLine()
     {
         Span<byte> line = stackalloc byte[24];
         var length = Encoding.ASCII.GetBytes($"OK {Key.GuestPort}\n", line);
@@ -511,6 +568,9 @@ public sealed class HostStream : VsockStream, ITxTarget, IDisposable
             Clear(StreamStatus.HostWritable);
         }
     }
+
+    /// <summary>Counts bytes put in the TX buffer that are ours (the OK line), not guest data: no fwd_cnt for them.</summary>
+    private protected void AddUncounted(int bytes) => _uncounted += bytes;
 
     protected override void OnFinished() => _tx.Clear();
 

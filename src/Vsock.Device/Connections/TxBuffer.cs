@@ -83,6 +83,16 @@ public sealed class TxBuffer : IDisposable
         _head = Length == 0 ? 0 : (_head + count) % (int)Capacity;
     }
 
+    /// <summary>Drops <paramref name="count"/> bytes from the back (an unfinished SEQPACKET message that will never end).</summary>
+    public void DropLast(int count)
+    {
+        if (count < 0 || (uint)count > Length)
+            throw new ArgumentOutOfRangeException(nameof(count));
+        Length -= (uint)count;
+        if (Length == 0)
+            _head = 0;
+    }
+
     /// <summary>Drops everything (a reset stream).</summary>
     public void Clear()
     {

@@ -7,6 +7,7 @@ public static class Errno
     public const int ENOENT = 2;
     public const int EINTR = 4;
     public const int EBADF = 9;
+    public const int ENOMEM = 12;
     public const int EAGAIN = 11; // == EWOULDBLOCK on Linux
     public const int EEXIST = 17;
     public const int EINVAL = 22;
@@ -14,6 +15,8 @@ public static class Errno
     public const int ENOSYS = 38;
     public const int ENOTSOCK = 88;
     public const int EMSGSIZE = 90;
+    public const int EPROTOTYPE = 91;
+    public const int EOPNOTSUPP = 95;
     public const int EADDRINUSE = 98;
     public const int ECONNABORTED = 103;
     public const int ECONNRESET = 104;

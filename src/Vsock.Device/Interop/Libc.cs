@@ -50,6 +50,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "eventfd", SetLastError = true)]
     internal static partial int EventFd(uint initialValue, int flags);
 
+    // ioctl is variadic; a pointer vararg travels like a fixed pointer argument on x86_64 and aarch64.
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    internal static partial int Ioctl(SafeHandle fd, nuint request, int* argument);
+
     [LibraryImport(Lib, EntryPoint = "poll", SetLastError = true)]
     internal static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
 

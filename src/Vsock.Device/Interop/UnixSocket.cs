@@ -6,7 +6,8 @@ namespace Vsock.Device.Interop;
 
 /// <summary>
 /// An AF_UNIX stream socket with SCM_RIGHTS fd passing: the vhost-user control channel (QEMU sends
-/// memfds and eventfds with its messages) and the host side of the unix-socket vsock backend.
+/// memfds and eventfds with its messages) and the host side of the unix-socket vsock backend, whose
+/// SEQPACKET streams use AF_UNIX SOCK_SEQPACKET sockets (<see cref="SocketKind"/>).
 /// System.Net.Sockets cannot receive ancillary fds, hence this thin wrapper over sendmsg/recvmsg.
 /// </summary>
 public sealed class UnixSocket : IDisposable
@@ -34,7 +35,7 @@ public sealed class UnixSocket : IDisposable
     /// removed first; anything else at that path (a regular file, a directory) is left alone and the
     /// bind fails with EADDRINUSE, so a typo in a path never deletes a user's file.
     /// </summary>
-    public static UnixSocket Listen(string path, int backlog = 16)
+    public static UnixSocket Listen(string path, int backlog = 16, SocketKind kind = SocketKind.Stream)
     {
         var address = MakeAddress(path, out var addressLength);
         if (FileStatus.OfPath(path) is { IsSocket: true } && Libc.Unlink(path) != 0)
@@ -43,7 +44,7 @@ public sealed class UnixSocket : IDisposable
             if (errno != Errno.ENOENT) // lost a race with another cleaner: fine
                 throw new LinuxException(errno, $"unlink stale socket {path}");
         }
-        var socket = NewSocket();
+        var socket = NewSocket(kind);
         try
         {
             unsafe
@@ -62,14 +63,18 @@ public sealed class UnixSocket : IDisposable
         }
     }
 
+    /// <summary>
+    /// Connects to <paramref name="path"/>. A listener of the other <see cref="SocketKind"/> refuses with
+    /// EPROTOTYPE (a <see cref="LinuxException"/>), at once.
+    /// </summary>
     /// <param name="timeout">
     /// How long to wait for room in a full accept backlog (SO_SNDTIMEO bounds a blocking AF_UNIX connect; the
     /// kernel then answers EAGAIN). Null: as long as it takes, which for a listener that never accepts is for ever.
     /// </param>
-    public static UnixSocket Connect(string path, TimeSpan? timeout = null)
+    public static UnixSocket Connect(string path, SocketKind kind = SocketKind.Stream, TimeSpan? timeout = null)
     {
         var address = MakeAddress(path, out var addressLength);
-        var socket = NewSocket();
+        var socket = NewSocket(kind);
         try
         {
             if (timeout is { } limit)
@@ -109,10 +114,10 @@ public sealed class UnixSocket : IDisposable
     /// <see cref="Errno.EAGAIN"/> (the caller then connects from a thread that may block). Returns the connected,
     /// non-blocking socket, or null with the errno.
     /// </summary>
-    public static UnixSocket? TryConnectNonBlocking(string path, out int errno)
+    public static UnixSocket? TryConnectNonBlocking(string path, SocketKind kind, out int errno)
     {
         var address = MakeAddress(path, out var addressLength);
-        var fd = Libc.Socket(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0);
+        var fd = Libc.Socket(Libc.AF_UNIX, kind.SocketType() | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0);
         if (fd < 0)
             throw LinuxException.FromLastError("socket AF_UNIX");
         var socket = new UnixSocket(new SafeFileHandle(fd, ownsHandle: true));
@@ -144,10 +149,10 @@ public sealed class UnixSocket : IDisposable
     }
 
     /// <summary>A connected pair (socketpair), both blocking and close-on-exec.</summary>
-    public static unsafe (UnixSocket, UnixSocket) Pair()
+    public static unsafe (UnixSocket, UnixSocket) Pair(SocketKind kind = SocketKind.Stream)
     {
         var fds = stackalloc int[2];
-        if (Libc.SocketPair(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC, 0, fds) != 0)
+        if (Libc.SocketPair(Libc.AF_UNIX, kind.SocketType() | Libc.SOCK_CLOEXEC, 0, fds) != 0)
             throw LinuxException.FromLastError("socketpair");
         return (new UnixSocket(new SafeFileHandle(fds[0], ownsHandle: true)),
                 new UnixSocket(new SafeFileHandle(fds[1], ownsHandle: true)));
@@ -379,9 +384,9 @@ public sealed class UnixSocket : IDisposable
         }
     }
 
-    private static UnixSocket NewSocket()
+    private static UnixSocket NewSocket(SocketKind kind)
     {
-        var fd = Libc.Socket(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC, 0);
+        var fd = Libc.Socket(Libc.AF_UNIX, kind.SocketType() | Libc.SOCK_CLOEXEC, 0);
         if (fd < 0)
             throw LinuxException.FromLastError("socket AF_UNIX");
         return new UnixSocket(new SafeFileHandle(fd, ownsHandle: true));

@@ -41,9 +41,9 @@ public static class Vsock
     }
 
     /// <summary>A non-blocking, close-on-exec listener bound to (<paramref name="cid"/>, <paramref name="port"/>).</summary>
-    public static unsafe SafeFileHandle Listen(uint cid, uint port, int backlog = 128)
+    public static unsafe SafeFileHandle Listen(uint cid, uint port, int backlog = 128, SocketKind kind = SocketKind.Stream)
     {
-        var socket = NewSocket();
+        var socket = NewSocket(kind);
         try
         {
             var address = new SockAddrVm(cid, port);
@@ -90,11 +90,16 @@ public static class Vsock
     /// Starts a non-blocking connect. <paramref name="inProgress"/> true means wait for writability
     /// and then read <see cref="GetSocketError"/>; false means connected already.
     /// </summary>
-    public static unsafe SafeFileHandle ConnectNonBlocking(uint cid, uint port, out bool inProgress)
+    /// <param name="bufferSize">When not 0, SO_VM_SOCKETS_BUFFER_SIZE before the connect (within the socket's
+    /// minimum and maximum, 128 bytes and 256 KiB unless raised), so the peer learns it from the first packet.</param>
+    public static unsafe SafeFileHandle ConnectNonBlocking(uint cid, uint port, out bool inProgress, SocketKind kind = SocketKind.Stream,
+        uint bufferSize = 0)
     {
-        var socket = NewSocket();
+        var socket = NewSocket(kind);
         try
         {
+            if (bufferSize != 0)
+                SetBufferSize(socket, bufferSize);
             var address = new SockAddrVm(cid, port);
             if (Libc.Connect(socket, &address, (uint)sizeof(SockAddrVm)) == 0)
             {
@@ -127,6 +132,37 @@ public static class Vsock
             throw LinuxException.FromLastError("getsockopt SO_ERROR");
         return error;
     }
+
+    /// <summary>
+    /// SO_VM_SOCKETS_BUFFER_SIZE: the receive buffer the socket advertises to its peer (buf_alloc; 256 KiB unless
+    /// set). A SEQPACKET peer refuses to send a longer message (EMSGSIZE), so it is also the longest we can receive.
+    /// </summary>
+    public static unsafe uint GetBufferSize(SafeHandle socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        ulong size = 0;
+        var length = (uint)sizeof(ulong);
+        if (Libc.GetSockOpt(socket, Libc.AF_VSOCK, Libc.SO_VM_SOCKETS_BUFFER_SIZE, &size, &length) != 0)
+            throw LinuxException.FromLastError("getsockopt SO_VM_SOCKETS_BUFFER_SIZE");
+        return (uint)Math.Min(size, uint.MaxValue);
+    }
+
+    /// <summary>
+    /// Lowers SO_VM_SOCKETS_BUFFER_SIZE to <paramref name="size"/> if that is under the current size (never below the
+    /// socket's minimum): raising it past SO_VM_SOCKETS_BUFFER_MAX_SIZE would fail.
+    /// </summary>
+    public static unsafe void SetBufferSize(SafeHandle socket, uint size)
+    {
+        var current = GetBufferSize(socket);
+        if (size >= current)
+            return;
+        ulong value = Math.Max(size, MinBufferSize);
+        if (Libc.SetSockOpt(socket, Libc.AF_VSOCK, Libc.SO_VM_SOCKETS_BUFFER_SIZE, &value, sizeof(ulong)) != 0)
+            throw LinuxException.FromLastError("setsockopt SO_VM_SOCKETS_BUFFER_SIZE");
+    }
+
+    /// <summary>VSOCK_BUFFER_MIN_SIZE: the default SO_VM_SOCKETS_BUFFER_MIN_SIZE.</summary>
+    private const uint MinBufferSize = 128;
 
     /// <summary>
     /// Hands a connected vsock fd to a <see cref="Socket"/>, which owns it from then on:
@@ -167,9 +203,9 @@ public static class Vsock
             throw LinuxException.FromLastError("fcntl F_SETFL");
     }
 
-    private static SafeFileHandle NewSocket()
+    private static SafeFileHandle NewSocket(SocketKind kind)
     {
-        var fd = Libc.Socket(Libc.AF_VSOCK, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0);
+        var fd = Libc.Socket(Libc.AF_VSOCK, kind.SocketType() | Libc.SOCK_CLOEXEC | Libc.SOCK_NONBLOCK, 0);
         if (fd < 0)
             throw LinuxException.FromLastError("socket AF_VSOCK");
         return new SafeFileHandle(fd, ownsHandle: true);

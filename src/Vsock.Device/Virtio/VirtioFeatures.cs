@@ -5,6 +5,8 @@ namespace Vsock.Device.Virtio;
 /// </summary>
 public static class VirtioFeatures
 {
+    /// <summary>virtio-vsock: VIRTIO_VSOCK_F_SEQPACKET, SOCK_SEQPACKET streams (virtio 1.2; Linux 5.14+).</summary>
+    public const int VsockSeqpacket = 1;
     /// <summary>Legacy: notify the driver when the avail ring runs empty, even if it suppressed notifications.</summary>
     public const int NotifyOnEmpty = 24;
     public const int RingIndirectDesc = 28;

@@ -29,6 +29,8 @@ internal sealed class CommandLine
                 "Vsock backend: forward the guest's connections to this host vsock CID (instead of --uds-path)"),
             [VmKey.ForwardListen] = Value(VmKey.ForwardListen, "PORTS",
                 "Vsock backend: host vsock ports to listen on and forward to the guest, joined by '+' (e.g. 9001+9002)"),
+            [VmKey.ForwardListenSeqpacket] = Value(VmKey.ForwardListenSeqpacket, "PORTS",
+                "Vsock backend: as --forward-listen for SOCK_SEQPACKET (a host vsock port has one socket type)"),
             [VmKey.TxBufferSize] = Value(VmKey.TxBufferSize, "BYTES",
                 $"Per-connection buffer for guest-to-host data (default: {VmSettings.DefaultTxBufferSize}, at most {VmSettingsValidator.MaxTxBufferSize})"),
             [VmKey.QueueSize] = Value(VmKey.QueueSize, "N",
@@ -45,7 +47,7 @@ internal sealed class CommandLine
         {
             HelpName = "KEY=VALUE,...",
             Description =
-                "One device per occurrence, repeatable: guest-cid=, socket=, uds-path= or forward-cid=, forward-listen=, " +
+                "One device per occurrence, repeatable: guest-cid=, socket=, uds-path= or forward-cid=, forward-listen=, forward-listen-seqpacket=, " +
                 "tx-buffer-size=, queue-size=, groups=, max-connections=, close-timeout-ms= ('_' spellings accepted). Not with --config or the flags above",
         };
         Config = new Option<string>("--config")

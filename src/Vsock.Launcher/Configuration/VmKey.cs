@@ -13,6 +13,7 @@ internal enum VmKey
     Groups,
     MaxConnections,
     CloseTimeoutMs,
+    ForwardListenSeqpacket,
 }
 
 /// <summary>How a source spells keys, so messages use the spelling the user would write there.</summary>
@@ -50,6 +51,8 @@ internal static class VmKeys
         ["max_connections"] = VmKey.MaxConnections,
         ["close-timeout-ms"] = VmKey.CloseTimeoutMs,
         ["close_timeout_ms"] = VmKey.CloseTimeoutMs,
+        ["forward-listen-seqpacket"] = VmKey.ForwardListenSeqpacket,
+        ["forward_listen_seqpacket"] = VmKey.ForwardListenSeqpacket,
     };
 
     public static readonly IReadOnlyList<VmKey> All = Enum.GetValues<VmKey>();
@@ -70,6 +73,7 @@ internal static class VmKeys
             VmKey.Groups => "groups",
             VmKey.MaxConnections => "max-connections",
             VmKey.CloseTimeoutMs => "close-timeout-ms",
+            VmKey.ForwardListenSeqpacket => "forward-listen-seqpacket",
             _ => throw new ArgumentOutOfRangeException(nameof(key), key, null),
         };
         return style switch

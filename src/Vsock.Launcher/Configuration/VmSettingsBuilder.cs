@@ -16,6 +16,7 @@ internal static class VmSettingsBuilder
         RawValue? udsPath = values.GetValueOrDefault(VmKey.UdsPath);
         RawValue? forwardCid = values.GetValueOrDefault(VmKey.ForwardCid);
         RawValue? forwardListen = values.GetValueOrDefault(VmKey.ForwardListen);
+        RawValue? forwardListenSeqpacket = values.GetValueOrDefault(VmKey.ForwardListenSeqpacket);
 
         if (socket is null)
         {
@@ -32,12 +33,15 @@ internal static class VmSettingsBuilder
             throw vm.Error($"missing {vm.Name(VmKey.UdsPath)} or {vm.Name(VmKey.ForwardCid)} (a device needs one backend)");
         }
 
-        if (forwardListen is not null && udsPath is not null)
+        foreach (VmKey key in new[] { VmKey.ForwardListen, VmKey.ForwardListenSeqpacket })
         {
-            // The reference silently ignores it; a user who wrote it expects ports to be listened on.
-            throw vm.Error(
-                $"{vm.Name(VmKey.ForwardListen)} belongs to the vsock backend ({vm.Name(VmKey.ForwardCid)}); " +
-                $"it cannot be used with {vm.Name(VmKey.UdsPath)}");
+            if (values.ContainsKey(key) && udsPath is not null)
+            {
+                // The reference silently ignores it; a user who wrote it expects ports to be listened on.
+                throw vm.Error(
+                    $"{vm.Name(key)} belongs to the vsock backend ({vm.Name(VmKey.ForwardCid)}); " +
+                    $"it cannot be used with {vm.Name(VmKey.UdsPath)}");
+            }
         }
 
         var settings = new VmSettings { Socket = Path(socket) };
@@ -57,6 +61,7 @@ internal static class VmSettingsBuilder
             {
                 ForwardCid = (uint)forward,
                 ForwardListen = forwardListen is null ? [] : Ports(forwardListen),
+                ForwardListenSeqpacket = forwardListenSeqpacket is null ? [] : Ports(forwardListenSeqpacket),
             };
         }
 

@@ -124,12 +124,15 @@ internal static class VmSettingsValidator
                 CheckPath(paths, source, VmKey.UdsPath, settings.UdsPath);
             }
 
-            foreach (uint port in settings.ForwardListen)
+            // STREAM and SEQPACKET share the host's vsock port numbers: a port is bound once, whatever its type.
+            foreach ((VmKey key, uint port) in settings.ForwardListen.Select(p => (VmKey.ForwardListen, p))
+                         .Concat(settings.ForwardListenSeqpacket.Select(p => (VmKey.ForwardListenSeqpacket, p))))
             {
                 if (!ports.TryAdd(port, source))
                 {
+                    string owner = ReferenceEquals(ports[port], source) ? "this VM" : ports[port].Label;
                     throw source.Error(
-                        $"{source.Name(VmKey.ForwardListen)} port {port} is already used by {ports[port].Label} " +
+                        $"{source.Name(key)} port {port} is already used by {owner} " +
                         "(both would listen on it on the host)");
                 }
             }

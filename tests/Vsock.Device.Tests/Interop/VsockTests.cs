@@ -121,7 +121,7 @@ public sealed class VsockTests
     public void The_socket_calls_compile_against_the_documented_signatures()
     {
         // Referenced, never invoked: opening AF_VSOCK on this host is forbidden.
-        Func<uint, uint, int, SafeFileHandle> listen = VsockApi.Listen;
+        Func<uint, uint, int, SocketKind, SafeFileHandle> listen = VsockApi.Listen;
         Assert.NotNull(listen);
         Assert.Equal(typeof(SafeFileHandle), typeof(VsockApi).GetMethod(nameof(VsockApi.Accept))!.ReturnType);
         Assert.Equal(typeof(SafeFileHandle), typeof(VsockApi).GetMethod(nameof(VsockApi.ConnectNonBlocking))!.ReturnType);

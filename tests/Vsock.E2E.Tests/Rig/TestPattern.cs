@@ -76,6 +76,25 @@ public static class TestPattern
         return hash;
     }
 
+    /// <summary>The lengths every SEQPACKET exchange starts with (issue 12), before the seeded random ones.</summary>
+    public static readonly int[] SeqNamedLengths = [1, 100, 4095, 4096, 4097, 65536, 65537, 200000];
+
+    /// <summary>Message <paramref name="index"/> of a SEQPACKET exchange (vsock-test.c seq_length): named, then 1..200,000 bytes.</summary>
+    public static int SeqLength(long index, ulong seed) => index < SeqNamedLengths.Length
+        ? SeqNamedLengths[index]
+        : (int)(SplitMix64(unchecked((seed << 32) ^ (0xA5A5UL + (ulong)index))) % 200000) + 1;
+
+    /// <summary>The pattern stream message <paramref name="index"/> is made of (vsock-test.c seq_stream).</summary>
+    public static ulong SeqStream(long index, ulong seed) => unchecked((seed << 16) + (ulong)index);
+
+    /// <summary>Message <paramref name="index"/> of a SEQPACKET exchange, filled.</summary>
+    public static byte[] SeqMessage(long index, ulong seed)
+    {
+        var message = new byte[SeqLength(index, seed)];
+        Fill(message, 0, SeqStream(index, seed));
+        return message;
+    }
+
     /// <summary>The guest prints checksums as 16 lower-case hex digits.</summary>
     public static string Hex(ulong checksum) => checksum.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -17,7 +17,7 @@ public sealed class CommandLineTests : IDisposable
 
         Assert.Empty(options.Vms);
         Assert.NotNull(options.InformationText);
-        foreach (string option in (string[])["--guest-cid", "--socket", "--uds-path", "--forward-cid", "--forward-listen",
+        foreach (string option in (string[])["--guest-cid", "--socket", "--uds-path", "--forward-cid", "--forward-listen", "--forward-listen-seqpacket",
                      "--tx-buffer-size", "--queue-size", "--groups", "--vm", "--config", "--log-level", "--help", "-V, --version"])
         {
             Assert.Contains(option, options.InformationText);

@@ -7,7 +7,7 @@ public class VmGrammarErrorTests
     {
         Assert.Equal(
             "--vm socket=/tmp/s,uds-path=/tmp/u,colour=red: unknown key 'colour' (expected one of guest-cid, socket, uds-path, " +
-            "forward-cid, forward-listen, tx-buffer-size, queue-size, groups, max-connections, close-timeout-ms)",
+            "forward-cid, forward-listen, tx-buffer-size, queue-size, groups, max-connections, close-timeout-ms, forward-listen-seqpacket)",
             Cli.Error("--vm", "socket=/tmp/s,uds-path=/tmp/u,colour=red"));
     }
 

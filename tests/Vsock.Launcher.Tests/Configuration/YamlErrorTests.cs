@@ -52,7 +52,7 @@ public sealed class YamlErrorTests : IDisposable
     {
         Assert.Equal(
             "F:4:5: vms[0]: unknown key 'forward_port' (expected one of guest_cid, socket, uds_path, forward_cid, " +
-            "forward_listen, tx_buffer_size, queue_size, groups, max_connections, close_timeout_ms, or the same with '-')",
+            "forward_listen, tx_buffer_size, queue_size, groups, max_connections, close_timeout_ms, forward_listen_seqpacket, or the same with '-')",
             Error("vms:\n  - socket: /tmp/s\n    forward_cid: 1\n    forward_port: 9000\n"));
     }
 

@@ -99,4 +99,8 @@ public static class VsockWire
     public const uint ShutdownSend = 2;
     public const uint ShutdownBoth = ShutdownReceive | ShutdownSend;
     public const ulong HostCid = 2;
+    /// <summary>VIRTIO_VSOCK_SEQ_EOM: the last RW packet of a SEQPACKET message.</summary>
+    public const uint SeqEom = 1;
+    /// <summary>VIRTIO_VSOCK_SEQ_EOR: the message ends a record (the sender's MSG_EOR).</summary>
+    public const uint SeqEor = 2;
 }

@@ -39,6 +39,8 @@ public static class VhostUserFlags
 /// <summary>Virtio feature bits a vsock front end negotiates.</summary>
 public static class VirtioFeatures
 {
+    /// <summary>VIRTIO_VSOCK_F_SEQPACKET (virtio 1.2; Linux 5.14+ accepts it when offered).</summary>
+    public const ulong VsockSeqpacket = 1ul << 1;
     public const ulong NotifyOnEmpty = 1ul << 24;
     public const ulong IndirectDesc = 1ul << 28;
     public const ulong EventIdx = 1ul << 29;

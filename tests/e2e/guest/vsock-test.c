@@ -153,17 +153,18 @@ static struct sockaddr_vm vm_addr(uint32_t cid, uint32_t port)
 	return a;
 }
 
-static int vsock_socket(void)
+/* SOCK_STREAM or SOCK_SEQPACKET (the latter needs VIRTIO_VSOCK_F_SEQPACKET: ESOCKTNOSUPPORT at connect/listen otherwise). */
+static int vsock_socket_of(int type)
 {
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_VSOCK, type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		fail("socket", errno);
 	return fd;
 }
 
-static int vsock_listen(uint32_t port, int backlog)
+static int vsock_listen_of(int type, uint32_t port, int backlog)
 {
-	int fd = vsock_socket();
+	int fd = vsock_socket_of(type);
 	struct sockaddr_vm a = vm_addr(VMADDR_CID_ANY, port);
 	if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0)
 		fail("bind", errno);
@@ -177,6 +178,11 @@ static int vsock_listen(uint32_t port, int backlog)
 		close(rf);
 	emit("VSOCKTEST READY %u", port);
 	return fd;
+}
+
+static int vsock_listen(uint32_t port, int backlog)
+{
+	return vsock_listen_of(SOCK_STREAM, port, backlog);
 }
 
 static int vsock_accept(int lfd, char *peer, size_t peer_len)
@@ -194,15 +200,20 @@ static int vsock_accept(int lfd, char *peer, size_t peer_len)
 	}
 }
 
-static int vsock_connect(uint32_t cid, uint32_t port)
+static int vsock_connect_of(int type, uint32_t cid, uint32_t port)
 {
-	int fd = vsock_socket();
+	int fd = vsock_socket_of(type);
 	struct sockaddr_vm a = vm_addr(cid, port);
 	while (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
 		if (errno != EINTR)
 			fail("connect", errno);
 	}
 	return fd;
+}
+
+static int vsock_connect(uint32_t cid, uint32_t port)
+{
+	return vsock_connect_of(SOCK_STREAM, cid, port);
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -616,11 +627,11 @@ static int mode_sink(int argc, char **argv)
 	return 0;
 }
 
-static int mode_connect_refused(int argc, char **argv)
+static int connect_refused(int type, int argc, char **argv)
 {
 	uint32_t cid = (uint32_t)arg_u64(argc, argv, 2, "CID", 1, 0);
 	uint32_t port = (uint32_t)arg_u64(argc, argv, 3, "PORT", 1, 0);
-	int fd = vsock_socket();
+	int fd = vsock_socket_of(type);
 	struct sockaddr_vm a = vm_addr(cid, port);
 	uint64_t t0 = now_us();
 	int rc;
@@ -635,6 +646,188 @@ static int mode_connect_refused(int argc, char **argv)
 		return 1;
 	}
 	emit("VSOCKTEST REFUSED cid=%u port=%u errno=%d ms=%" PRIu64, cid, port, err, ms);
+	return 0;
+}
+
+static int mode_connect_refused(int argc, char **argv)
+{
+	return connect_refused(SOCK_STREAM, argc, argv);
+}
+
+static int mode_seq_connect_refused(int argc, char **argv)
+{
+	return connect_refused(SOCK_SEQPACKET, argc, argv);
+}
+
+/* ---- SOCK_SEQPACKET ---------------------------------------------------------- */
+
+/* Largest message these modes send or take (the test's messages are at most 200,000 bytes). */
+#define SEQ_MAX 262144
+
+static const uint32_t seq_named[] = {1, 100, 4095, 4096, 4097, 65536, 65537, 200000};
+#define SEQ_NAMED (sizeof seq_named / sizeof seq_named[0])
+
+/* Message i: the lengths first, then seeded random ones of 1..200,000 bytes; its bytes are stream (seed << 16) + i. */
+static size_t seq_length(uint64_t i, uint64_t seed)
+{
+	if (i < SEQ_NAMED)
+		return seq_named[i];
+	return (size_t)(splitmix64((seed << 32) ^ (0xA5A5u + i)) % 200000u) + 1;
+}
+
+static uint64_t seq_stream(uint64_t i, uint64_t seed)
+{
+	return (seed << 16) + i;
+}
+
+/* One recvmsg: the whole next message (MSG_TRUNC if it did not fit), its flags in *flags. */
+static ssize_t seq_recv(int fd, uint8_t *buf, size_t cap, int *flags)
+{
+	for (;;) {
+		struct iovec iov = {buf, cap};
+		struct msghdr m;
+		memset(&m, 0, sizeof m);
+		m.msg_iov = &iov;
+		m.msg_iovlen = 1;
+		ssize_t r = recvmsg(fd, &m, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		*flags = m.msg_flags;
+		return r < 0 ? -errno : r;
+	}
+}
+
+static int seq_send(int fd, const uint8_t *buf, size_t len, int eor)
+{
+	for (;;) {
+		ssize_t w = send(fd, buf, len, eor ? MSG_EOR : 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		return w == (ssize_t)len ? 0 : -EIO;
+	}
+}
+
+/* Echoes every message whole (MSG_EOR kept) until EOF. Runs in a forked child. */
+static void seq_echo_child(int fd, uint32_t port, const char *peer)
+{
+	static uint8_t buf[SEQ_MAX + 1];
+	uint64_t messages = 0, total = 0, eors = 0, h = FNV_OFFSET;
+	for (;;) {
+		int flags = 0;
+		ssize_t r = seq_recv(fd, buf, sizeof buf, &flags);
+		if (r == -ECONNRESET) {
+			emit("VSOCKTEST SEQECHO-RESET port=%u peer=%s after messages=%" PRIu64, port, peer, messages);
+			_exit(0);
+		}
+		if (r < 0) {
+			emit("VSOCKTEST FAIL seq-echo port=%u peer=%s recv errno=%d after messages=%" PRIu64, port, peer, (int)-r, messages);
+			_exit(1);
+		}
+		if (r == 0)
+			break;
+		if (flags & MSG_TRUNC) {
+			emit("VSOCKTEST FAIL seq-echo port=%u peer=%s message %" PRIu64 " truncated", port, peer, messages);
+			_exit(1);
+		}
+		h = fnv1a(h, buf, (size_t)r);
+		messages++;
+		total += (uint64_t)r;
+		if (flags & MSG_EOR)
+			eors++;
+		int err = seq_send(fd, buf, (size_t)r, (flags & MSG_EOR) != 0);
+		if (err < 0) {
+			emit("VSOCKTEST FAIL seq-echo port=%u peer=%s send errno=%d message %" PRIu64 " of %zd bytes", port, peer, -err, messages, r);
+			_exit(1);
+		}
+	}
+	close(fd);
+	emit("VSOCKTEST SEQECHO port=%u peer=%s messages=%" PRIu64 " bytes=%" PRIu64 " eors=%" PRIu64 " sha=%016" PRIx64, port, peer,
+	     messages, total, eors, h);
+	_exit(0);
+}
+
+/* A SOCK_SEQPACKET listener whose connections (N, 0 = forever) are each echoed message by message. */
+static int mode_seq_listen_echo(int argc, char **argv)
+{
+	uint32_t port = (uint32_t)arg_u64(argc, argv, 2, "PORT", 1, 0);
+	uint64_t n = arg_u64(argc, argv, 3, "N_CONNS", 0, 1);
+	int lfd = vsock_listen_of(SOCK_SEQPACKET, port, 16);
+	uint64_t accepted = 0, failed = 0;
+	if (n == 0)
+		alarm(0);
+	while (n == 0 || accepted < n) {
+		char peer[32];
+		int fd = vsock_accept(lfd, peer, sizeof peer);
+		pid_t pid = fork();
+		if (pid < 0)
+			fail("fork", errno);
+		if (pid == 0) {
+			close(lfd);
+			alarm(g_timeout);
+			seq_echo_child(fd, port, peer);
+		}
+		close(fd);
+		accepted++;
+		int st;
+		while (waitpid(-1, &st, WNOHANG) > 0)
+			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+				failed++;
+	}
+	close(lfd);
+	int st;
+	while (waitpid(-1, &st, 0) > 0)
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			failed++;
+	emit("VSOCKTEST RESULT seq-listen-echo port=%u conns=%" PRIu64 " failed=%" PRIu64, port, accepted, failed);
+	return failed == 0 ? 0 : 1;
+}
+
+/*
+ * Connects SOCK_SEQPACKET and sends the issue's lengths and then COUNT seeded random ones, one at a time,
+ * each checked when its echo comes back: one message of the same length and bytes. With EOR=1 odd
+ * messages go with MSG_EOR and the echo must carry MSG_EOR exactly on those (AF_VSOCK peers keep it;
+ * unix sockets drop it, so through the unix backend the check is off).
+ */
+static int mode_seq_connect(int argc, char **argv)
+{
+	static uint8_t out[SEQ_MAX], in[SEQ_MAX + 1];
+	uint32_t cid = (uint32_t)arg_u64(argc, argv, 2, "CID", 1, 0);
+	uint32_t port = (uint32_t)arg_u64(argc, argv, 3, "PORT", 1, 0);
+	uint64_t count = arg_u64(argc, argv, 4, "COUNT", 1, 0);
+	uint64_t seed = arg_u64(argc, argv, 5, "SEED", 0, DEFAULT_SEED);
+	uint64_t eor_check = arg_u64(argc, argv, 6, "EOR", 0, 0);
+	uint64_t n = SEQ_NAMED + count, total = 0, h = FNV_OFFSET, t0 = now_us();
+	int fd = vsock_connect_of(SOCK_SEQPACKET, cid, port);
+	for (uint64_t i = 0; i < n; i++) {
+		size_t len = seq_length(i, seed);
+		int eor = eor_check && (i & 1);
+		pattern_fill(out, 0, len, seq_stream(i, seed));
+		h = fnv1a(h, out, len);
+		int err = seq_send(fd, out, len, eor);
+		if (err < 0) {
+			emit("VSOCKTEST FAIL seq-connect send errno=%d message %" PRIu64 " of %zu bytes", -err, i, len);
+			return 1;
+		}
+		int flags = 0;
+		ssize_t r = seq_recv(fd, in, sizeof in, &flags);
+		if (r < 0 || (size_t)r != len || (flags & MSG_TRUNC) || memcmp(in, out, len) != 0 ||
+		    (eor_check && ((flags & MSG_EOR) != 0) != eor)) {
+			emit("VSOCKTEST FAIL seq-connect message %" PRIu64 " of %zu bytes came back as %zd bytes flags=0x%x%s", i, len, r,
+			     flags, r == (ssize_t)len && memcmp(in, out, len) != 0 ? " with other bytes" : "");
+			return 1;
+		}
+		total += len;
+	}
+	if (shutdown(fd, SHUT_WR) < 0)
+		fail("shutdown", errno);
+	int flags = 0;
+	ssize_t eof = seq_recv(fd, in, sizeof in, &flags);
+	close(fd);
+	emit("VSOCKTEST RESULT seq-connect cid=%u port=%u seed=%" PRIu64 " messages=%" PRIu64 " bytes=%" PRIu64
+	     " sha=%016" PRIx64 " ms=%" PRIu64 " eof=%d ok=1",
+	     cid, port, seed, n, total, h, (now_us() - t0) / 1000u, eof == 0);
 	return 0;
 }
 
@@ -767,6 +960,9 @@ static const struct mode modes[] = {
 	{"connect-many", mode_connect_many, "CID PORT N BYTES [SEED0 (100)]"},
 	{"connect-close-mid", mode_connect_close_mid, "CID PORT BYTES"},
 	{"connect-refused", mode_connect_refused, "CID PORT"},
+	{"seq-connect-refused", mode_seq_connect_refused, "CID PORT (SOCK_SEQPACKET)"},
+	{"seq-listen-echo", mode_seq_listen_echo, "PORT [N_CONNS (0 = forever, default 1)] (SOCK_SEQPACKET)"},
+	{"seq-connect", mode_seq_connect, "CID PORT COUNT [SEED] [EOR (0)] (SOCK_SEQPACKET: 8 named + COUNT random lengths, each echoed)"},
 	{"sink", mode_sink, "PORT"},
 	{"send", mode_send, "CID PORT BYTES [SEED]"},
 	{"throughput", mode_throughput, "CID PORT BYTES"},
