@@ -51,7 +51,7 @@ internal static class LauncherHost
                 loggers.AddLoggerFactory();
             });
             akka.AddHocon($"akka.stdout-logger-class = \"{StandardErrorLogger.ClassName}\"", HoconAddMode.Prepend);
-            akka.WithVsockDevices(options.Vms);
+            akka.WithVsockDevices(options.Vms, options.Cluster);
             akka.AddStartup((_, _) => Volatile.Write(ref started, true));
         });
 
@@ -67,8 +67,9 @@ internal static class LauncherHost
             await host.StartAsync();
             if (Volatile.Read(ref started))
             {
-                log.LogInformation("{Name} {Version} started with {Count} device(s): {Devices}",
-                    CommandLine.Name, CommandLine.Version, options.Vms.Count, string.Join("; ", options.Vms));
+                log.LogInformation("{Name} {Version} started with {Count} device(s): {Devices}{Cluster}",
+                    CommandLine.Name, CommandLine.Version, options.Vms.Count, string.Join("; ", options.Vms),
+                    options.Cluster is null ? "" : $"; {options.Cluster}");
             }
 
             await host.WaitForShutdownAsync();

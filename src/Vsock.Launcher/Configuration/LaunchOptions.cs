@@ -9,6 +9,9 @@ public sealed record LaunchOptions
     /// <summary>The devices to run, validated, in command-line or file order. Empty when <see cref="InformationText"/> is set.</summary>
     public IReadOnlyList<VmSettings> Vms { get; init; } = [];
 
+    /// <summary>This daemon as a cluster node (<c>--cluster-bind</c>/<c>--cluster-seeds</c>, or YAML <c>cluster:</c>); null: no remoting.</summary>
+    public ClusterSettings? Cluster { get; init; }
+
     /// <summary>From <c>--log-level</c>, else <c>VHOST_DEVICE_VSOCK_LOG</c>, else <c>RUST_LOG</c>, else Information.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 

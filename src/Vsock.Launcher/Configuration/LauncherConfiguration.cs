@@ -36,7 +36,7 @@ public static class LauncherConfiguration
         var warnings = new List<string>();
         LogLevel level = LogLevelResolver.Resolve(result.GetValue(cli.LogLevel), environment, warnings);
 
-        IReadOnlyList<RawVm> sources = Sources(cli, result);
+        IReadOnlyList<RawVm> sources = Sources(cli, result, out RawCluster? yamlCluster);
         var built = new List<(VmSettings Settings, RawVm Source)>(sources.Count);
         foreach (RawVm source in sources)
         {
@@ -44,17 +44,44 @@ public static class LauncherConfiguration
         }
 
         VmSettingsValidator.CheckDistinct(built);
+        RawCluster? cluster = ClusterSource(cli, result, yamlCluster);
         return new LaunchOptions
         {
             Vms = built.ConvertAll(b => b.Settings),
+            Cluster = cluster is null ? null : ClusterSettingsBuilder.Build(cluster, CommandLine.Name),
             LogLevel = level,
             Warnings = warnings,
         };
     }
 
-    /// <summary>The reference's precedence: the file, else the <c>--vm</c> list, else the flags; never a mix.</summary>
-    private static IReadOnlyList<RawVm> Sources(CommandLine cli, ParseResult result)
+    /// <summary>The cluster flags, or the YAML file's <c>cluster:</c> mapping; not both.</summary>
+    private static RawCluster? ClusterSource(CommandLine cli, ParseResult result, RawCluster? yaml)
     {
+        string? bind = result.GetValue(cli.ClusterBind);
+        string? seeds = result.GetValue(cli.ClusterSeeds);
+        if (bind is null && seeds is null)
+        {
+            return yaml;
+        }
+
+        if (yaml is not null)
+        {
+            throw new ConfigurationException(
+                "--cluster-bind/--cluster-seeds cannot be combined with the 'cluster:' mapping of --config (one source of cluster settings)");
+        }
+
+        return new RawCluster(
+            string.Empty,
+            bind is null ? null : new RawValue(bind, "--cluster-bind"),
+            seeds is null ? null : ClusterSettingsBuilder.SplitSeeds(new RawValue(seeds, "--cluster-seeds")),
+            "--cluster-bind",
+            "--cluster-seeds");
+    }
+
+    /// <summary>The reference's precedence: the file, else the <c>--vm</c> list, else the flags; never a mix.</summary>
+    private static IReadOnlyList<RawVm> Sources(CommandLine cli, ParseResult result, out RawCluster? yamlCluster)
+    {
+        yamlCluster = null;
         string? config = result.GetValue(cli.Config);
         string[] vms = result.GetValue(cli.Vm) ?? [];
         List<VmKey> flags = cli.DeviceOptions.Where(o => result.GetResult(o.Value) is not null).Select(o => o.Key).ToList();
@@ -77,7 +104,9 @@ public static class LauncherConfiguration
 
         if (config is not null)
         {
-            return YamlConfigLoader.Load(config);
+            YamlConfig file = YamlConfigLoader.Load(config);
+            yamlCluster = file.Cluster;
+            return file.Vms;
         }
 
         if (vms.Length > 0)

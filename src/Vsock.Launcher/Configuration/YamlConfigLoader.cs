@@ -4,9 +4,12 @@ using YamlDotNet.RepresentationModel;
 
 namespace Vsock.Launcher.Configuration;
 
+/// <summary>What a <c>--config</c> file describes: the devices, and the cluster settings if it has a <c>cluster:</c> mapping.</summary>
+internal sealed record YamlConfig(IReadOnlyList<RawVm> Vms, RawCluster? Cluster);
+
 /// <summary>
-/// The <c>--config FILE.yaml</c> format: a mapping with one key, <c>vms</c>, holding a non-empty
-/// list of VM mappings. Read as a node tree (not deserialised into a class) so that unknown keys,
+/// The <c>--config FILE.yaml</c> format: a mapping with the key <c>vms</c>, holding a non-empty
+/// list of VM mappings, and optionally <c>cluster</c> (<c>bind:</c> and <c>seeds:</c>). Read as a node tree (not deserialised into a class) so that unknown keys,
 /// wrong value shapes and quoted numbers can be refused with the line and column they are at.
 /// Unlike the reference: keys are accepted in both spellings (<c>forward_cid</c> and
 /// <c>forward-cid</c>), unknown keys are errors rather than ignored, a missing file is an error
@@ -16,8 +19,9 @@ namespace Vsock.Launcher.Configuration;
 internal static class YamlConfigLoader
 {
     private const string VmsKey = "vms";
+    private const string ClusterKey = "cluster";
 
-    public static IReadOnlyList<RawVm> Load(string path)
+    public static YamlConfig Load(string path)
     {
         string text;
         try
@@ -33,7 +37,7 @@ internal static class YamlConfigLoader
     }
 
     /// <param name="path">Only for messages.</param>
-    internal static IReadOnlyList<RawVm> Parse(string text, string path)
+    internal static YamlConfig Parse(string text, string path)
     {
         var stream = new YamlStream();
         var parser = new TrackingParser(new Parser(new StringReader(text)));
@@ -69,15 +73,20 @@ internal static class YamlConfigLoader
         }
 
         YamlNode? vms = null;
+        RawCluster? cluster = null;
         foreach ((YamlNode key, YamlNode value) in root.Children)
         {
             if (key is YamlScalarNode { Value: VmsKey })
             {
                 vms = value;
             }
+            else if (key is YamlScalarNode { Value: ClusterKey })
+            {
+                cluster = ParseCluster(value, path);
+            }
             else
             {
-                throw new ConfigurationException($"{At(path, key.Start)}: unknown top-level key {Describe(key)} (only 'vms' is allowed)");
+                throw new ConfigurationException($"{At(path, key.Start)}: unknown top-level key {Describe(key)} (only 'vms' and 'cluster' are allowed)");
             }
         }
 
@@ -102,7 +111,51 @@ internal static class YamlConfigLoader
             result.Add(ParseVm(list.Children[i], i, path));
         }
 
-        return result;
+        return new YamlConfig(result, cluster);
+    }
+
+    /// <summary><c>cluster:</c> with <c>bind: HOST:PORT</c> and <c>seeds:</c> as a list of HOST:PORT or one <c>+</c>-joined string.</summary>
+    private static RawCluster ParseCluster(YamlNode node, string path)
+    {
+        if (node is not YamlMappingNode mapping)
+        {
+            throw new ConfigurationException($"{At(path, node.Start)}: 'cluster' must be a mapping with 'bind' and 'seeds'");
+        }
+
+        RawValue? bind = null;
+        IReadOnlyList<RawValue>? seeds = null;
+        foreach ((YamlNode keyNode, YamlNode valueNode) in mapping.Children)
+        {
+            string where = $"{At(path, valueNode.Start)}: cluster.{(keyNode as YamlScalarNode)?.Value}";
+            switch ((keyNode as YamlScalarNode)?.Value)
+            {
+                case "bind" when bind is null:
+                    bind = ClusterScalar(valueNode, where);
+                    break;
+                case "seeds" when seeds is null:
+                    seeds = valueNode is YamlSequenceNode list
+                        ? list.Children.Select(seed => ClusterScalar(seed, $"{At(path, seed.Start)}: cluster.seeds")).ToList()
+                        : ClusterSettingsBuilder.SplitSeeds(ClusterScalar(valueNode, where));
+                    break;
+                case "bind" or "seeds":
+                    throw new ConfigurationException($"{At(path, keyNode.Start)}: cluster: {Describe(keyNode)} is given twice");
+                default:
+                    throw new ConfigurationException(
+                        $"{At(path, keyNode.Start)}: cluster: unknown key {Describe(keyNode)} (expected bind and seeds)");
+            }
+        }
+
+        return new RawCluster($"{At(path, node.Start)}: cluster: ", bind, seeds, "bind", "seeds");
+    }
+
+    private static RawValue ClusterScalar(YamlNode node, string where)
+    {
+        if (node is not YamlScalarNode scalar)
+        {
+            throw new ConfigurationException($"{where}: expected HOST:PORT, not {(node is YamlSequenceNode ? "a list" : "a mapping")}");
+        }
+
+        return IsNull(scalar) ? throw new ConfigurationException($"{where}: has no value") : new RawValue(scalar.Value ?? string.Empty, where);
     }
 
     private static RawVm ParseVm(YamlNode node, int index, string path)
