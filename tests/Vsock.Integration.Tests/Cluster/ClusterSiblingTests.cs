@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Vsock.E2E.Tests.Rig;
 using Vsock.Testing;
 using Xunit.Abstractions;
 
