@@ -34,6 +34,13 @@ public sealed class ClusterRegistryActor : UntypedActor, IWithTimers
     /// </summary>
     public static readonly TimeSpan ReassociationGrace = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// The longest a lost association keeps a node out of the view by itself: by then the failure detector has long
+    /// decided (3-6 s) whether the node is gone, and an association error that did not end a working connection (a
+    /// duplicate association dropped, say) cannot hide a live node for longer than this.
+    /// </summary>
+    public static readonly TimeSpan DisconnectHold = TimeSpan.FromSeconds(15);
+
     private static readonly TimeSpan WriteTimeout = TimeSpan.FromSeconds(2);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -54,8 +61,8 @@ public sealed class ClusterRegistryActor : UntypedActor, IWithTimers
 
     public static Props Props() => Akka.Actor.Props.Create(() => new ClusterRegistryActor());
 
-    /// <summary>Timer: a disconnected node has been associated again for <see cref="ReassociationGrace"/>.</summary>
-    private sealed record Reconnected(Address Node, int Generation);
+    /// <summary>Timer: a disconnected node has been associated again for <see cref="ReassociationGrace"/>, or <see cref="DisconnectHold"/> is over.</summary>
+    private sealed record Reconnected(Address Node, int Generation, bool Reassociated);
 
     protected override void PreStart()
     {
@@ -123,13 +130,16 @@ public sealed class ClusterRegistryActor : UntypedActor, IWithTimers
                 break;
             case AssociatedEvent associated:
                 if (_disconnected.TryGetValue(associated.RemoteAddress, out var generation))
-                    Timers.StartSingleTimer(associated.RemoteAddress, new Reconnected(associated.RemoteAddress, generation), ReassociationGrace);
+                    Timers.StartSingleTimer(associated.RemoteAddress, new Reconnected(associated.RemoteAddress, generation, Reassociated: true), ReassociationGrace);
                 return;
             case Reconnected reconnected:
                 if (_disconnected.TryGetValue(reconnected.Node, out var current) && current == reconnected.Generation)
                 {
                     _disconnected.Remove(reconnected.Node);
-                    _log.Info("cluster: node {0} is connected again", reconnected.Node);
+                    if (reconnected.Reassociated)
+                        _log.Info("cluster: node {0} is connected again", reconnected.Node);
+                    else
+                        _log.Info("cluster: node {0} lost its connection {1} ago; the failure detector decides from now on", reconnected.Node, DisconnectHold);
                 }
                 break;
             case UpdateSuccess or UpdateTimeout or ModifyFailure or StoreFailure:
@@ -148,7 +158,7 @@ public sealed class ClusterRegistryActor : UntypedActor, IWithTimers
             return; // not a member (yet): a seed being probed, a node still joining
         var known = _disconnected.ContainsKey(node);
         _disconnected[node] = ++_generation;
-        Timers.Cancel(node);
+        Timers.StartSingleTimer(node, new Reconnected(node, _generation, Reassociated: false), DisconnectHold);
         if (!known)
             _log.Warning("cluster: connection to node {0} lost ({1}): its VMs are unreachable until it is back", node, reason);
     }

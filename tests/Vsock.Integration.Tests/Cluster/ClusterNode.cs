@@ -47,6 +47,9 @@ public sealed class ClusterNode : IAsyncDisposable
 
     public string SocketOf(ulong cid) => Path.Combine(_directory, $"vm{cid}.sock");
 
+    /// <summary>A daemon that is no cluster node (no remoting): the baseline for local siblings.</summary>
+    public static Task<ClusterNode> StartLocalAsync(string name, params NodeVm[] vms) => StartAsync(name, 0, [], vms);
+
     /// <summary>Starts a node; <paramref name="seeds"/> are the seed ports on 127.0.0.1, in order.</summary>
     public static async Task<ClusterNode> StartAsync(string name, int port, IReadOnlyList<int> seeds, params NodeVm[] vms)
     {
@@ -57,7 +60,8 @@ public sealed class ClusterNode : IAsyncDisposable
             arguments.Add("--vm");
             arguments.Add($"guest-cid={vm.Cid},socket={Path.Combine(directory, $"vm{vm.Cid}.sock")},uds-path={Path.Combine(directory, $"vm{vm.Cid}.vsock")},groups={vm.Groups}");
         }
-        arguments.AddRange(["--cluster-bind", $"127.0.0.1:{port}", "--cluster-seeds", string.Join('+', seeds.Select(s => $"127.0.0.1:{s}"))]);
+        if (seeds.Count > 0)
+            arguments.AddRange(["--cluster-bind", $"127.0.0.1:{port}", "--cluster-seeds", string.Join('+', seeds.Select(s => $"127.0.0.1:{s}"))]);
         var process = await StartProcessAsync(directory, arguments, vms);
         return new ClusterNode(name, port, vms, directory, arguments, process);
     }

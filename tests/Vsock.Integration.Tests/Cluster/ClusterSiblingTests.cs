@@ -122,6 +122,38 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task When_a_vmm_on_one_node_goes_away_the_sibling_on_the_other_node_sees_its_streams_reset()
+    {
+        var ports = FreePorts.Take(2);
+        await using var a = await ClusterNode.StartAsync("a", ports[0], ports, new NodeVm(3));
+        await using var b = await ClusterNode.StartAsync("b", ports[1], ports, new NodeVm(4));
+        await RunAsync([a, b], async () =>
+        {
+            await MeshAsync(a, b);
+            await using var g3 = SyntheticGuest.Connect(a.SocketOf(3));
+            var g4 = SyntheticGuest.Connect(b.SocketOf(4));
+            using var cts = new CancellationTokenSource(Transfer);
+            var (client, source) = await StreamAsync(g3, g4, cts.Token);
+
+            var clock = Stopwatch.StartNew();
+            g4.Disconnect();
+            await WaitUntilAsync(() => client.IsPeerReset, ResetLimit, "the stream with the vanished guest was not reset");
+            output.WriteLine($"VMM gone on the other node → RST after {clock.Elapsed.TotalMilliseconds:0} ms");
+            await EndsAsync(source);
+            await DisposeQuietlyAsync(g4);
+
+            // A fresh VMM on the same socket is a fresh guest, reachable again; the node never left.
+            await using var again = SyntheticGuest.Connect(b.SocketOf(4));
+            using var listener = again.Listen(5001);
+            var accept = listener.AcceptAsync(cts.Token);
+            var stream = await ConnectEventuallyAsync(g3, 4, 5001, cts.Token);
+            var server = await accept;
+            await stream.WriteAsync(GuestIo.Pattern(1000, 3), cts.Token);
+            Assert.Equal(GuestIo.Pattern(1000, 3), await GuestIo.ReadExactlyAsync(server, 1000, cts.Token));
+        });
+    }
+
+    [Fact]
     public async Task A_node_killed_mid_stream_resets_the_other_guests_stream_within_10s_and_new_connections_are_refused()
     {
         var ports = FreePorts.Take(2);
