@@ -1,4 +1,5 @@
 using Akka.Cluster.Hosting;
+using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Vsock.Actors.Device;
@@ -53,19 +54,25 @@ public static class VsockHostingExtensions
     }
 
     /// <summary>The Akka address of a node of this actor system: what seed node entries look like.</summary>
-    public static string NodeAddress(string actorSystemName, ClusterEndpoint endpoint) => $"akka.tcp://{actorSystemName}@{endpoint}";
+    /// <param name="protocol"><c>akka.tcp</c>, or <c>akka.ssl.tcp</c> with Akka.Remote's TLS.</param>
+    public static string NodeAddress(string protocol, string actorSystemName, ClusterEndpoint endpoint) => $"{protocol}://{actorSystemName}@{endpoint}";
 
     private static AkkaConfigurationBuilder WithVsockCluster(this AkkaConfigurationBuilder builder, ClusterSettings cluster)
     {
         // Prepend puts a block in front of everything added so far: the operator's file goes last so that it wins.
-        builder = builder.AddHocon(File.ReadAllText(ClusterHoconPath), HoconAddMode.Prepend);
-        if (File.Exists(ClusterLocalHoconPath))
-            builder = builder.AddHocon(File.ReadAllText(ClusterLocalHoconPath), HoconAddMode.Prepend);
+        var hocon = File.ReadAllText(ClusterHoconPath);
+        var local = File.Exists(ClusterLocalHoconPath) ? File.ReadAllText(ClusterLocalHoconPath) : null;
+        builder = builder.AddHocon(hocon, HoconAddMode.Prepend);
+        if (local is not null)
+            builder = builder.AddHocon(local, HoconAddMode.Prepend);
+        // With TLS turned on (in the operator's file) every node's address has the akka.ssl.tcp protocol, seeds included.
+        var settings = ConfigurationFactory.ParseString(local ?? string.Empty).WithFallback(ConfigurationFactory.ParseString(hocon));
+        var protocol = settings.GetBoolean("akka.remote.dot-netty.tcp.enable-ssl", false) ? "akka.ssl.tcp" : "akka.tcp";
         return builder
             .WithRemoting(new RemoteOptions { HostName = cluster.Bind.Host, Port = cluster.Bind.Port })
             .WithClustering(new ClusterOptions
             {
-                SeedNodes = cluster.Seeds.Select(s => NodeAddress(cluster.ActorSystemName, s)).ToArray(),
+                SeedNodes = cluster.Seeds.Select(s => NodeAddress(protocol, cluster.ActorSystemName, s)).ToArray(),
             });
     }
 }
