@@ -14,6 +14,7 @@ namespace Vsock.Integration.Tests.Cluster;
 ///
 ///   dotnet test tests/Vsock.Integration.Tests -c Release --filter "FullyQualifiedName~ClusterSiblingBenchmark" --logger "console;verbosity=detailed"
 /// </summary>
+[Collection(ClusterCollection.Name)]
 public sealed class ClusterSiblingBenchmark(ITestOutputHelper output)
 {
     private const long StreamBytes = 256L << 20;

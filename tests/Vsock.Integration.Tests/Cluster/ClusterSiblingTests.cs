@@ -12,6 +12,7 @@ namespace Vsock.Integration.Tests.Cluster;
 /// 10 s) and nothing else; a node that comes back is reachable again. Times are generous: the machine is small and
 /// shared, and each node is a whole .NET process.
 /// </summary>
+[Collection(ClusterCollection.Name)]
 public sealed class ClusterSiblingTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Formation = TimeSpan.FromSeconds(90);
