@@ -46,7 +46,7 @@ internal static class LauncherHost
         {
             akka.WithLauncherLogging(options.LogLevel);
             akka.WithDeviceReadiness(readiness); // before the devices, so none is missed
-            akka.WithVsockDevices(options.Vms);
+            akka.WithVsockDevices(options.Vms, options.Cluster);
             akka.AddStartup((_, _) => Volatile.Write(ref started, true));
         });
         builder.Services.AddSingleton(readiness);
@@ -78,8 +78,9 @@ internal static class LauncherHost
             await host.StartAsync();
             if (Volatile.Read(ref started))
             {
-                log.LogInformation("{Name} {Version} started with {Count} device(s): {Devices}",
-                    CommandLine.Name, CommandLine.Version, options.Vms.Count, string.Join("; ", options.Vms));
+                log.LogInformation("{Name} {Version} started with {Count} device(s): {Devices}{Cluster}",
+                    CommandLine.Name, CommandLine.Version, options.Vms.Count, string.Join("; ", options.Vms),
+                    options.Cluster is null ? "" : $"; {options.Cluster}");
             }
 
             await host.WaitForShutdownAsync();

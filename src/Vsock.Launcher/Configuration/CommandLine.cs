@@ -55,6 +55,18 @@ internal sealed class CommandLine
             HelpName = "FILE",
             Description = "YAML file with a 'vms:' list of devices (keys as in --vm, '_' or '-'). Not with --vm or the device flags",
         };
+        ClusterBind = new Option<string>("--cluster-bind")
+        {
+            HelpName = "HOST:PORT",
+            Description =
+                "Make this daemon a cluster node: its Akka.Remote endpoint listens on HOST:PORT (IPv6 as [addr]:port), " +
+                "which is also the address the other nodes use. VMs of every node that share a group reach each other. Needs --cluster-seeds",
+        };
+        ClusterSeeds = new Option<string>("--cluster-seeds")
+        {
+            HelpName = "HOST:PORT+...",
+            Description = "The cluster's seed nodes joined by '+', the same list on every node (it may include this node; the first seed starts the cluster)",
+        };
         LogLevel = new Option<string>("--log-level")
         {
             HelpName = "LEVEL",
@@ -92,6 +104,8 @@ internal sealed class CommandLine
 
         Root.Options.Add(Vm);
         Root.Options.Add(Config);
+        Root.Options.Add(ClusterBind);
+        Root.Options.Add(ClusterSeeds);
         Root.Options.Add(LogLevel);
         Root.Options.Add(MetricsListen);
     }
@@ -108,6 +122,11 @@ internal sealed class CommandLine
     public Option<string> LogLevel { get; }
 
     public Option<string> MetricsListen { get; }
+
+    /// <summary>The cluster flags: allowed with every source of devices.</summary>
+    public Option<string> ClusterBind { get; }
+
+    public Option<string> ClusterSeeds { get; }
 
     public static ParserConfiguration ParserConfiguration { get; } = new() { ResponseFileTokenReplacer = null };
 

@@ -13,6 +13,9 @@ public sealed record LaunchOptions
     /// <summary>Where the Prometheus endpoint listens (<c>--metrics-listen</c> or YAML <c>metrics_listen</c>); null: no endpoint.</summary>
     public IPEndPoint? MetricsListen { get; init; }
 
+    /// <summary>This daemon as a cluster node (<c>--cluster-bind</c>/<c>--cluster-seeds</c>, or YAML <c>cluster:</c>); null: no remoting.</summary>
+    public ClusterSettings? Cluster { get; init; }
+
     /// <summary>From <c>--log-level</c>, else <c>VHOST_DEVICE_VSOCK_LOG</c>, else <c>RUST_LOG</c>, else Information.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 

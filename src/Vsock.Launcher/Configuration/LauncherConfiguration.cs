@@ -36,7 +36,7 @@ public static class LauncherConfiguration
         var warnings = new List<string>();
         LogLevel level = LogLevelResolver.Resolve(result.GetValue(cli.LogLevel), environment, warnings);
 
-        IReadOnlyList<RawVm> sources = Sources(cli, result, out RawValue? yamlMetricsListen);
+        IReadOnlyList<RawVm> sources = Sources(cli, result, out RawValue? yamlMetricsListen, out RawCluster? yamlCluster);
         var built = new List<(VmSettings Settings, RawVm Source)>(sources.Count);
         foreach (RawVm source in sources)
         {
@@ -45,10 +45,12 @@ public static class LauncherConfiguration
 
         VmSettingsValidator.CheckDistinct(built);
         RawValue? metricsListen = MetricsListenSource(cli, result, yamlMetricsListen);
+        RawCluster? cluster = ClusterSource(cli, result, yamlCluster);
         return new LaunchOptions
         {
             Vms = built.ConvertAll(b => b.Settings),
             MetricsListen = metricsListen is null ? null : MetricsListenParser.Parse(metricsListen),
+            Cluster = cluster is null ? null : ClusterSettingsBuilder.Build(cluster, CommandLine.Name),
             LogLevel = level,
             Warnings = warnings,
         };
@@ -68,10 +70,35 @@ public static class LauncherConfiguration
             : throw new ConfigurationException($"--metrics-listen cannot be combined with {yaml.Where} (one source of the metrics endpoint)");
     }
 
+    /// <summary>The cluster flags, or the YAML file's <c>cluster:</c> mapping; not both.</summary>
+    private static RawCluster? ClusterSource(CommandLine cli, ParseResult result, RawCluster? yaml)
+    {
+        string? bind = result.GetValue(cli.ClusterBind);
+        string? seeds = result.GetValue(cli.ClusterSeeds);
+        if (bind is null && seeds is null)
+        {
+            return yaml;
+        }
+
+        if (yaml is not null)
+        {
+            throw new ConfigurationException(
+                "--cluster-bind/--cluster-seeds cannot be combined with the 'cluster:' mapping of --config (one source of cluster settings)");
+        }
+
+        return new RawCluster(
+            string.Empty,
+            bind is null ? null : new RawValue(bind, "--cluster-bind"),
+            seeds is null ? null : ClusterSettingsBuilder.SplitSeeds(new RawValue(seeds, "--cluster-seeds")),
+            "--cluster-bind",
+            "--cluster-seeds");
+    }
+
     /// <summary>The reference's precedence: the file, else the <c>--vm</c> list, else the flags; never a mix.</summary>
-    private static IReadOnlyList<RawVm> Sources(CommandLine cli, ParseResult result, out RawValue? yamlMetricsListen)
+    private static IReadOnlyList<RawVm> Sources(CommandLine cli, ParseResult result, out RawValue? yamlMetricsListen, out RawCluster? yamlCluster)
     {
         yamlMetricsListen = null;
+        yamlCluster = null;
         string? config = result.GetValue(cli.Config);
         string[] vms = result.GetValue(cli.Vm) ?? [];
         List<VmKey> flags = cli.DeviceOptions.Where(o => result.GetResult(o.Value) is not null).Select(o => o.Key).ToList();
@@ -96,6 +123,7 @@ public static class LauncherConfiguration
         {
             YamlConfig file = YamlConfigLoader.Load(config);
             yamlMetricsListen = file.MetricsListen;
+            yamlCluster = file.Cluster;
             return file.Vms;
         }
 

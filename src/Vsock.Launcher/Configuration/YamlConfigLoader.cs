@@ -4,12 +4,14 @@ using YamlDotNet.RepresentationModel;
 
 namespace Vsock.Launcher.Configuration;
 
-/// <summary>What a <c>--config</c> file describes: the devices, and where the metrics endpoint listens if it says.</summary>
-internal sealed record YamlConfig(IReadOnlyList<RawVm> Vms, RawValue? MetricsListen);
+/// <summary>What a <c>--config</c> file describes: the devices, where the metrics endpoint listens if it says, and the
+/// cluster settings if it has a <c>cluster:</c> mapping.</summary>
+internal sealed record YamlConfig(IReadOnlyList<RawVm> Vms, RawValue? MetricsListen, RawCluster? Cluster);
 
 /// <summary>
 /// The <c>--config FILE.yaml</c> format: a mapping with the key <c>vms</c>, holding a non-empty
-/// list of VM mappings, and optionally <c>metrics_listen: HOST:PORT</c>. Read as a node tree (not deserialised into a class) so that unknown keys,
+/// list of VM mappings, and optionally <c>metrics_listen: HOST:PORT</c> and <c>cluster</c> (<c>bind:</c> and <c>seeds:</c>).
+/// Read as a node tree (not deserialised into a class) so that unknown keys,
 /// wrong value shapes and quoted numbers can be refused with the line and column they are at.
 /// Unlike the reference: keys are accepted in both spellings (<c>forward_cid</c> and
 /// <c>forward-cid</c>), unknown keys are errors rather than ignored, a missing file is an error
@@ -21,6 +23,7 @@ internal static class YamlConfigLoader
     private const string VmsKey = "vms";
     private const string MetricsListenKey = "metrics_listen";
     private const string MetricsListenDashKey = "metrics-listen";
+    private const string ClusterKey = "cluster";
 
     public static YamlConfig Load(string path)
     {
@@ -76,6 +79,7 @@ internal static class YamlConfigLoader
 
         YamlNode? vms = null;
         RawValue? metricsListen = null;
+        RawCluster? cluster = null;
         foreach ((YamlNode key, YamlNode value) in root.Children)
         {
             if (key is YamlScalarNode { Value: VmsKey })
@@ -91,10 +95,18 @@ internal static class YamlConfigLoader
 
                 metricsListen = TopLevelScalar(value, $"{At(path, value.Start)}: {name.Value}");
             }
+            else if (key is YamlScalarNode { Value: ClusterKey })
+            {
+                if (cluster is not null)
+                {
+                    throw new ConfigurationException($"{At(path, key.Start)}: 'cluster' is given twice");
+                }
+
+                cluster = ParseCluster(value, path);
+            }
             else
             {
-                throw new ConfigurationException(
-                    $"{At(path, key.Start)}: unknown top-level key {Describe(key)} (only 'vms' and 'metrics_listen' are allowed)");
+                throw new ConfigurationException($"{At(path, key.Start)}: unknown top-level key {Describe(key)} (only 'vms', 'metrics_listen' and 'cluster' are allowed)");
             }
         }
 
@@ -119,7 +131,7 @@ internal static class YamlConfigLoader
             result.Add(ParseVm(list.Children[i], i, path));
         }
 
-        return new YamlConfig(result, metricsListen);
+        return new YamlConfig(result, metricsListen, cluster);
     }
 
     /// <summary>A top-level setting with one value.</summary>
@@ -128,6 +140,50 @@ internal static class YamlConfigLoader
         if (node is not YamlScalarNode scalar)
         {
             throw new ConfigurationException($"{where}: expected a single value, not {(node is YamlSequenceNode ? "a list" : "a mapping")}");
+        }
+
+        return IsNull(scalar) ? throw new ConfigurationException($"{where}: has no value") : new RawValue(scalar.Value ?? string.Empty, where);
+    }
+
+    /// <summary><c>cluster:</c> with <c>bind: HOST:PORT</c> and <c>seeds:</c> as a list of HOST:PORT or one <c>+</c>-joined string.</summary>
+    private static RawCluster ParseCluster(YamlNode node, string path)
+    {
+        if (node is not YamlMappingNode mapping)
+        {
+            throw new ConfigurationException($"{At(path, node.Start)}: 'cluster' must be a mapping with 'bind' and 'seeds'");
+        }
+
+        RawValue? bind = null;
+        IReadOnlyList<RawValue>? seeds = null;
+        foreach ((YamlNode keyNode, YamlNode valueNode) in mapping.Children)
+        {
+            string where = $"{At(path, valueNode.Start)}: cluster.{(keyNode as YamlScalarNode)?.Value}";
+            switch ((keyNode as YamlScalarNode)?.Value)
+            {
+                case "bind" when bind is null:
+                    bind = ClusterScalar(valueNode, where);
+                    break;
+                case "seeds" when seeds is null:
+                    seeds = valueNode is YamlSequenceNode list
+                        ? list.Children.Select(seed => ClusterScalar(seed, $"{At(path, seed.Start)}: cluster.seeds")).ToList()
+                        : ClusterSettingsBuilder.SplitSeeds(ClusterScalar(valueNode, where));
+                    break;
+                case "bind" or "seeds":
+                    throw new ConfigurationException($"{At(path, keyNode.Start)}: cluster: {Describe(keyNode)} is given twice");
+                default:
+                    throw new ConfigurationException(
+                        $"{At(path, keyNode.Start)}: cluster: unknown key {Describe(keyNode)} (expected bind and seeds)");
+            }
+        }
+
+        return new RawCluster($"{At(path, node.Start)}: cluster: ", bind, seeds, "bind", "seeds");
+    }
+
+    private static RawValue ClusterScalar(YamlNode node, string where)
+    {
+        if (node is not YamlScalarNode scalar)
+        {
+            throw new ConfigurationException($"{where}: expected HOST:PORT, not {(node is YamlSequenceNode ? "a list" : "a mapping")}");
         }
 
         return IsNull(scalar) ? throw new ConfigurationException($"{where}: has no value") : new RawValue(scalar.Value ?? string.Empty, where);

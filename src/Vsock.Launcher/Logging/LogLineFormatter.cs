@@ -20,8 +20,9 @@ internal sealed class LogLineFormatter : ITextFormatter
     private readonly string _userPrefix;
     private readonly string _systemPrefix;
 
-    // The message as the previous output template rendered it: strings without quotes, structures as JSON.
-    private readonly MessageTemplateTextFormatter _rest = new("{Message:lj}{NewLine}{Exception}", CultureInfo.InvariantCulture);
+    // The message with strings and enums as they are (`:l`; with `:j` an enum such as Akka's MemberStatus.Up
+    // would be a quoted JSON string), other values as Serilog renders them.
+    private readonly MessageTemplateTextFormatter _rest = new("{Message:l}{NewLine}{Exception}", CultureInfo.InvariantCulture);
 
     public LogLineFormatter(string systemName)
     {

@@ -4,10 +4,11 @@ namespace Vsock.Actors.Tests.Hosting;
 
 public class VsockHoconTests
 {
-    [Fact]
-    public void The_embedded_dispatchers_are_the_file_of_the_build()
+    [Theory]
+    [InlineData(VsockHocon.Dispatchers)]
+    [InlineData(VsockHocon.Cluster)]
+    public void The_embedded_files_are_the_files_of_the_build(string file)
     {
-        Assert.Equal(File.ReadAllText(VsockHostingExtensions.HoconPath), VsockHocon.Embedded());
+        Assert.Equal(File.ReadAllText(VsockHocon.PathOf(file)), VsockHocon.Embedded(file));
     }
-
 }

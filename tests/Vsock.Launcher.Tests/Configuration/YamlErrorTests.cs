@@ -66,7 +66,7 @@ public sealed class YamlErrorTests : IDisposable
     public void Unknown_top_level_key_is_refused()
     {
         Assert.Equal(
-            "F:1:1: unknown top-level key 'devices' (only 'vms' and 'metrics_listen' are allowed)",
+            "F:1:1: unknown top-level key 'devices' (only 'vms', 'metrics_listen' and 'cluster' are allowed)",
             Error("devices:\n  - socket: /tmp/s\n    uds_path: /tmp/u\nvms:\n  - socket: /tmp/s\n    uds_path: /tmp/u\n"));
     }
 

@@ -31,12 +31,17 @@
 #ifndef AF_VSOCK
 #define AF_VSOCK 40
 #endif
+#ifndef VMADDR_FLAG_TO_HOST
+#define VMADDR_FLAG_TO_HOST 0x01
+#endif
 
 #define IO_CHUNK 65536
 #define DEFAULT_SEED 1u
 #define READY_DIR "/tmp"
 
 static const char *g_mode = "?";
+/* svm_flags of the address connect() is given (connect's FLAGS argument: 1 = VMADDR_FLAG_TO_HOST). */
+static uint8_t g_connect_flags;
 /* Seconds each process may run (VT_TIMEOUT, default 120; 0 = no limit). alarm() is not inherited by fork. */
 static unsigned g_timeout = 120;
 
@@ -204,6 +209,7 @@ static int vsock_connect_of(int type, uint32_t cid, uint32_t port)
 {
 	int fd = vsock_socket_of(type);
 	struct sockaddr_vm a = vm_addr(cid, port);
+	a.svm_flags = g_connect_flags;
 	while (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
 		if (errno != EINTR)
 			fail("connect", errno);
@@ -445,10 +451,11 @@ static int mode_connect(int argc, char **argv)
 	uint32_t port = (uint32_t)arg_u64(argc, argv, 3, "PORT", 1, 0);
 	uint64_t bytes = arg_u64(argc, argv, 4, "BYTES", 1, 0);
 	uint64_t seed = arg_u64(argc, argv, 5, "SEED", 0, DEFAULT_SEED);
+	g_connect_flags = (uint8_t)arg_u64(argc, argv, 6, "FLAGS", 0, 0);
 	struct xfer x = do_connect(cid, port, bytes, seed);
 	emit("VSOCKTEST RESULT connect cid=%u port=%u seed=%" PRIu64 " sent=%" PRIu64 " recv=%" PRIu64
-	     " sha=%016" PRIx64 " rsha=%016" PRIx64 " ms=%" PRIu64 " ok=%d",
-	     cid, port, seed, x.sent, x.recv, x.sha, x.rsha, x.ms, x.ok);
+	     " sha=%016" PRIx64 " rsha=%016" PRIx64 " ms=%" PRIu64 " ok=%d flags=%u",
+	     cid, port, seed, x.sent, x.recv, x.sha, x.rsha, x.ms, x.ok, g_connect_flags);
 	return x.ok ? 0 : 1;
 }
 
@@ -956,7 +963,7 @@ struct mode {
 static const struct mode modes[] = {
 	{"listen-echo", mode_listen_echo, "PORT [N_CONNS (0 = forever, default 1)]"},
 	{"listen-close-mid", mode_listen_close_mid, "PORT [BYTES (65536)] [N_AFTER echoed conns (1)]"},
-	{"connect", mode_connect, "CID PORT BYTES [SEED]"},
+	{"connect", mode_connect, "CID PORT BYTES [SEED] [FLAGS (1 = VMADDR_FLAG_TO_HOST)]"},
 	{"connect-many", mode_connect_many, "CID PORT N BYTES [SEED0 (100)]"},
 	{"connect-close-mid", mode_connect_close_mid, "CID PORT BYTES"},
 	{"connect-refused", mode_connect_refused, "CID PORT"},
