@@ -8,6 +8,7 @@ using Microsoft.Extensions.Hosting.Systemd;
 using Serilog;
 using Vsock.Actors.Hosting;
 using Vsock.Device.Diagnostics;
+using Vsock.Launcher.Cluster;
 using Vsock.Launcher.Configuration;
 using Vsock.Launcher.Logging;
 using Vsock.Launcher.Metrics;
@@ -26,6 +27,12 @@ internal static class LauncherHost
     /// <returns>0 after a stop asked for by a signal; 1 if the devices failed to start or the actor system stopped on its own.</returns>
     public static async Task<int> RunAsync(LaunchOptions options)
     {
+        if (options.Cluster is { } cluster && ClusterBindProbe.Check(cluster.Bind) is { } problem)
+        {
+            Console.Error.WriteLine($"error: cannot listen on {cluster.Bind} for the cluster (--cluster-bind, YAML cluster: bind:): {problem}");
+            return 1;
+        }
+
         // DisableDefaults: a device daemon must not pick up appsettings.json or DOTNET_* settings
         // from whatever directory it is started in; everything comes from the command line.
         HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
