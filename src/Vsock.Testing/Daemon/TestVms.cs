@@ -9,7 +9,7 @@ namespace Vsock.Testing.Daemon;
 /// <see cref="SyntheticGuest"/> connects as the VMM) and its uds-path (<c>vm{i}.vsock</c>, where host programs connect)
 /// in a fresh temporary directory of its own, so tests run side by side; short, because a unix socket path has at
 /// most 107 bytes. Also the <see cref="DeviceReadiness"/> that tells when every VM listens, as the launcher waits
-/// for before it tells systemd it is ready. Dispose removes the directory.
+/// for before it tells systemd it is ready. Dispose removes the directory (again: it may be gone).
 /// </summary>
 public sealed class TestVms : IDisposable
 {
@@ -80,7 +80,8 @@ public sealed class TestVms : IDisposable
         }
         catch (IOException)
         {
-            // a socket file still being unlinked by the daemon: the temporary directory is cleaned up later
+            // gone already (DirectoryNotFoundException), or a socket file still being unlinked by the daemon: the
+            // temporary directory is cleaned up later
         }
     }
 }
@@ -91,13 +92,16 @@ public static class TestVmsHostingExtensions
     /// <summary>
     /// What the launcher does (src/Vsock.Launcher/LauncherHost.cs) minus its logging: the readiness watcher first, so
     /// no device's announcement is missed, then <see cref="VsockHostingExtensions.WithVsockDevices"/> with the VMs.
-    /// Await <see cref="TestVms.WaitUntilListeningAsync"/> before a guest or a host program connects.
+    /// Await <see cref="TestVms.WaitUntilListeningAsync"/> before a guest or a host program connects. The VMs'
+    /// directory is removed when the actor system terminates, after the devices removed their socket files, so a
+    /// test class that owns the actor system (an Akka.Hosting.TestKit test) has nothing to dispose.
     /// </summary>
     public static AkkaConfigurationBuilder WithVsockDevices(this AkkaConfigurationBuilder builder, TestVms vms, ClusterSettings? cluster = null)
     {
         ArgumentNullException.ThrowIfNull(vms);
         return builder
             .WithDeviceReadiness(vms.Readiness)
-            .WithVsockDevices(vms.Settings, cluster);
+            .WithVsockDevices(vms.Settings, cluster)
+            .AddStartup((system, _) => system.RegisterOnTermination(vms.Dispose));
     }
 }
