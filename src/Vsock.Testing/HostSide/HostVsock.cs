@@ -45,7 +45,8 @@ public static class HostVsock
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown)
         {
-            throw new GuestRefusedException($"CONNECT {port}: the daemon reset the connection without OK ({e.SocketErrorCode})");
+            // Reset, or closed before the CONNECT line went (EPIPE): refused all the same.
+            throw new GuestRefusedException($"CONNECT {port}: the daemon closed the connection without OK ({e.SocketErrorCode})");
         }
         try
         {
@@ -104,16 +105,17 @@ public static class HostVsock
         var socket = await ConnectUnixAsync(SeqpacketPath(udsPath), SocketType.Seqpacket, cancellationToken);
         try
         {
-            await socket.SendAsync(ConnectLine(port), SocketFlags.None, cancellationToken);
             var reply = new byte[MaxReplyLine];
             int n;
             try
             {
+                await socket.SendAsync(ConnectLine(port), SocketFlags.None, cancellationToken);
                 n = await socket.ReceiveAsync(reply, SocketFlags.None, cancellationToken);
             }
             catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown)
             {
-                throw new GuestRefusedException($"CONNECT {port} (SEQPACKET): {e.SocketErrorCode}");
+                // Reset, or closed before the CONNECT message went (EPIPE): refused all the same.
+                throw new GuestRefusedException($"CONNECT {port} (SEQPACKET): the daemon closed the connection without OK ({e.SocketErrorCode})");
             }
             CheckReply(port, Encoding.ASCII.GetString(reply, 0, n), seqpacket: true);
             return socket;
