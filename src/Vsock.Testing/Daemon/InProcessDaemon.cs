@@ -14,8 +14,8 @@ namespace Vsock.Testing.Daemon;
 /// appsettings.json, no DOTNET_ settings of the machine), Akka.Hosting, <see cref="DeviceReadiness"/> and
 /// <see cref="VsockHostingExtensions.WithVsockDevices"/>, ready once every VM listens. A test then plays the VMM and
 /// the guest with <see cref="SyntheticGuest"/> and the host programs with <see cref="HostSide.HostVsock"/>, in
-/// milliseconds and without a VM. Its log (warnings and up, on stderr) is the only difference from the launcher, which
-/// logs through Serilog; <c>VSOCK_TEST_LOG=DEBUG</c> shows the daemon's own log.
+/// milliseconds and without a VM. Left out of the launcher: its Serilog output (here warnings and up go to stderr;
+/// <c>VSOCK_TEST_LOG=DEBUG</c> shows the daemon's own log), the systemd notifications and the metrics endpoint.
 /// </summary>
 public sealed class InProcessDaemon : IAsyncDisposable
 {

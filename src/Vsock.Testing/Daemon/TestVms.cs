@@ -9,7 +9,8 @@ namespace Vsock.Testing.Daemon;
 /// <see cref="SyntheticGuest"/> connects as the VMM) and its uds-path (<c>vm{i}.vsock</c>, where host programs connect)
 /// in a fresh temporary directory of its own, so tests run side by side; short, because a unix socket path has at
 /// most 107 bytes. Also the <see cref="DeviceReadiness"/> that tells when every VM listens, as the launcher waits
-/// for before it tells systemd it is ready. Dispose removes the directory (again: it may be gone).
+/// for before it tells systemd it is ready, so one <see cref="TestVms"/> serves one daemon. Dispose removes the
+/// directory (again: it may be gone).
 /// </summary>
 public sealed class TestVms : IDisposable
 {

@@ -143,9 +143,7 @@ public sealed class DaemonProcess : IAsyncDisposable
         var state = HasExited ? $"exited with code {ExitCode}" : "running";
         var text = new StringBuilder();
         if (problem is not null)
-        {
             text.Append("daemon: ").AppendLine(problem);
-        }
         text.AppendLine($"---- daemon log (pid {Pid}, {state}): {CommandLine} ----")
             .AppendLine(Log)
             .AppendLine("---- end of daemon log ----");
@@ -155,9 +153,7 @@ public sealed class DaemonProcess : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
             return;
-        }
         if (!HasExited && ProcessSignals.Terminate(Pid))
         {
             try
@@ -172,9 +168,7 @@ public sealed class DaemonProcess : IAsyncDisposable
         try
         {
             if (!HasExited)
-            {
                 _process.Kill(entireProcessTree: false);
-            }
         }
         catch (InvalidOperationException)
         {
@@ -207,9 +201,7 @@ public sealed class DaemonProcess : IAsyncDisposable
     private void AppendLog(string? line)
     {
         if (line is null)
-        {
             return;
-        }
         lock (_log)
         {
             _log.AppendLine(line);

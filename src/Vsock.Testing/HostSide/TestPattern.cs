@@ -42,9 +42,7 @@ public static class TestPattern
                 continue;
             }
             for (; lane < 8 && i < destination.Length; lane++, i++)
-            {
                 destination[i] = (byte)(block >> (8 * lane));
-            }
         }
     }
 
