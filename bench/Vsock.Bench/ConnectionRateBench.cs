@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
+using Vsock.Testing.HostSide;
 
 namespace Vsock.Bench;
 
@@ -48,7 +49,7 @@ internal static class ConnectionRateBench
     {
         var port = session.NextPort();
         // Disposed on the way out, which also ends a blocked Accept if the guest side failed.
-        using var listener = HostSockets.Listen(session.Daemon.UdsPath, port, backlog: 1024);
+        using var listener = HostVsock.Listen(session.Daemon.UdsPath, port, backlog: 1024);
         var meter = CpuMeter.Start(session.Daemon);
         var acceptor = HostSockets.RunThread("host-accept", () =>
         {

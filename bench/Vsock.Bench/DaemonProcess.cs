@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using Vsock.Testing.HostSide;
 
 namespace Vsock.Bench;
 
@@ -92,7 +93,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add(launcherDll);
-        var metricsEndpoint = settings.MetricsScrapeMs > 0 ? $"127.0.0.1:{FreeLoopbackPort()}" : "";
+        var metricsEndpoint = settings.MetricsScrapeMs > 0 ? $"127.0.0.1:{FreePorts.Take(1)[0]}" : "";
         foreach (var arg in Arguments(vms, settings, metricsEndpoint))
             start.ArgumentList.Add(arg);
         start.Environment["VSOCK_STATS_FILE"] = Path.Combine(directory, "stats");
@@ -129,14 +130,6 @@ internal sealed class DaemonProcess : IAsyncDisposable
         if (settings.MetricsScrapeMs > 0)
             daemon.Scraper = new MetricsScraper($"http://{metricsEndpoint}/metrics", TimeSpan.FromMilliseconds(settings.MetricsScrapeMs));
         return daemon;
-    }
-
-    /// <summary>A loopback port free a moment ago (the daemon logs at warn, so it cannot tell us one it chose).</summary>
-    private static int FreeLoopbackPort()
-    {
-        using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-        probe.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
-        return ((System.Net.IPEndPoint)probe.LocalEndPoint!).Port;
     }
 
     /// <summary>

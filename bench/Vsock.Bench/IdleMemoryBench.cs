@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Vsock.Testing;
+using Vsock.Testing.HostSide;
 
 namespace Vsock.Bench;
 
@@ -40,7 +41,7 @@ internal static class IdleMemoryBench
         {
             int i;
             while ((i = Interlocked.Increment(ref next)) < connections)
-                hosts[i] = await HostSockets.ConnectAsync(daemon.UdsPath, port, cts.Token);
+                hosts[i] = await HostVsock.ConnectAsync(daemon.UdsPath, port, cts.Token);
         }));
         await acceptor;
         await Task.Delay(2000); // let the daemon's mailboxes and pending receives settle

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Vsock.Testing;
+using Vsock.Testing.HostSide;
 
 namespace Vsock.Bench;
 
@@ -42,13 +43,13 @@ internal static class LatencyBench
             var client = HostSockets.RunThread("host-client", () =>
             {
                 var host = hosts[0];
-                var request = HostSockets.Pattern(MessageSize);
+                var request = TestPattern.RandomBytes(MessageSize, MessageSize);
                 var reply = new byte[MessageSize];
                 for (var i = 0; i < total; i++)
                 {
                     var start = Stopwatch.GetTimestamp();
                     host.Send(request);
-                    HostSockets.ReceiveExactly(host, reply);
+                    host.ReadExactly(reply);
                     if (i >= warmup)
                         times[i - warmup] = Stopwatch.GetTimestamp() - start;
                 }
@@ -67,7 +68,7 @@ internal static class LatencyBench
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         var port = session.NextPort();
-        using var listener = HostSockets.Listen(session.Daemon.UdsPath, port);
+        using var listener = HostVsock.Listen(session.Daemon.UdsPath, port, backlog: 512);
         var stream = await session.Guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token);
         // A synchronous accept: the echo thread's blocking calls must not go through the runtime's socket thread.
         using var host = await Task.Run(listener.Accept, cts.Token);
@@ -79,7 +80,7 @@ internal static class LatencyBench
                 var message = new byte[MessageSize];
                 for (var i = 0; i < total; i++)
                 {
-                    HostSockets.ReceiveExactly(host, message);
+                    host.ReadExactly(message);
                     host.Send(message);
                 }
             });
@@ -111,20 +112,20 @@ internal static class LatencyBench
             var message = new byte[MessageSize];
             for (var i = 0; i < total; i++)
             {
-                HostSockets.ReceiveExactly(server, message);
+                server.ReadExactly(message);
                 server.Send(message);
             }
         });
         var times = new long[samples];
         var run = HostSockets.RunThread("ref-client", () =>
         {
-            var request = HostSockets.Pattern(MessageSize);
+            var request = TestPattern.RandomBytes(MessageSize, MessageSize);
             var reply = new byte[MessageSize];
             for (var i = 0; i < total; i++)
             {
                 var start = Stopwatch.GetTimestamp();
                 client.Send(request);
-                HostSockets.ReceiveExactly(client, reply);
+                client.ReadExactly(reply);
                 if (i >= warmup)
                     times[i - warmup] = Stopwatch.GetTimestamp() - start;
             }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using System.Text;
 using Vsock.Testing;
+using Vsock.Testing.HostSide;
 
 namespace Vsock.Bench;
 
@@ -127,15 +127,9 @@ internal static class SeqpacketBench
         if (hostInitiated)
         {
             using var listener = session.Guest.Listen(port, Vsock.Device.Interop.SocketKind.Seqpacket);
-            var host = NewSeqpacket();
+            var host = await HostVsock.ConnectSeqpacketAsync(uds, port, cancellationToken);
             try
             {
-                await host.ConnectAsync(new UnixDomainSocketEndPoint(uds + "_seqpacket"), cancellationToken);
-                host.Send(Encoding.ASCII.GetBytes($"CONNECT {port}\n"));
-                var reply = new byte[64];
-                var n = host.Receive(reply);
-                if (Encoding.ASCII.GetString(reply, 0, n) != $"OK {port}\n")
-                    throw new IOException($"CONNECT {port} (SEQPACKET): '{Encoding.ASCII.GetString(reply, 0, n)}'");
                 return (host, await listener.AcceptAsync(cancellationToken));
             }
             catch
@@ -144,18 +138,12 @@ internal static class SeqpacketBench
                 throw;
             }
         }
-        var path = $"{uds}_{port}";
-        File.Delete(path);
-        using var hostListener = NewSeqpacket();
-        hostListener.Bind(new UnixDomainSocketEndPoint(path));
-        hostListener.Listen(1);
+        using var hostListener = HostVsock.Listen(uds, port, Vsock.Device.Interop.SocketKind.Seqpacket, backlog: 1);
         var guest = await session.Guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cancellationToken, Vsock.Device.Interop.SocketKind.Seqpacket);
         var accepted = await Task.Run(hostListener.Accept, cancellationToken);
         accepted.SendBufferSize = 1 << 20;
         return (accepted, guest);
     }
-
-    private static Socket NewSeqpacket() => new(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
 
     private static (Socket, Socket) Pair()
     {
@@ -165,7 +153,7 @@ internal static class SeqpacketBench
 
     private static void SendMessages(Socket socket, long count, int size)
     {
-        var message = HostSockets.Pattern(size);
+        var message = TestPattern.RandomBytes(size, size);
         for (long i = 0; i < count; i++)
         {
             if (socket.Send(message) != size)
@@ -186,7 +174,7 @@ internal static class SeqpacketBench
 
     private static void PingPong(Socket socket, int total, int warmup, long[] times)
     {
-        var request = HostSockets.Pattern(RoundTripSize);
+        var request = TestPattern.RandomBytes(RoundTripSize, RoundTripSize);
         var reply = new byte[MaxMessage];
         for (var i = 0; i < total; i++)
         {

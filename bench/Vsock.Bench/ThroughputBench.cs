@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using Vsock.Testing;
+using Vsock.Testing.HostSide;
 
 namespace Vsock.Bench;
 
@@ -94,7 +95,7 @@ internal static class ThroughputBench
         var guests = new GuestStream[count];
         for (var i = 0; i < count; i++)
         {
-            hosts[i] = await Task.Run(() => HostSockets.ConnectBlocking(vm.UdsPath, port), cancellationToken);
+            hosts[i] = await Task.Run(() => HostVsock.ConnectBlocking(vm.UdsPath, port), cancellationToken);
             guests[i] = await listener.AcceptAsync(cancellationToken);
         }
         return (hosts, guests);

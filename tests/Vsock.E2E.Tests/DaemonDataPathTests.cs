@@ -31,7 +31,7 @@ public sealed class DaemonDataPathTests(DaemonGuestFixture fixture, ITestOutputH
     {
         using var deadline = Deadline();
         using var socket = await HostVsock.ConnectAsync(fixture.UdsPath, DaemonGuestFixture.EchoPort, deadline.Token);
-        var result = await HostVsock.EchoAsync(socket, TenMiB, 11, deadline.Token);
+        var result = await PatternTransfer.EchoAsync(socket, TenMiB, 11, deadline.Token);
         output.WriteLine($"host→guest echo: {result}");
         Assert.True(result.IsExactEcho, result.ToString());
         var sha = Sha(TenMiB, 11);
@@ -64,7 +64,7 @@ public sealed class DaemonDataPathTests(DaemonGuestFixture fixture, ITestOutputH
 
         // The refused connection left nothing behind: the next one works.
         using var socket = await HostVsock.ConnectAsync(fixture.UdsPath, DaemonGuestFixture.EchoPort, deadline.Token);
-        Assert.True((await HostVsock.EchoAsync(socket, 65536, 12, deadline.Token)).IsExactEcho);
+        Assert.True((await PatternTransfer.EchoAsync(socket, 65536, 12, deadline.Token)).IsExactEcho);
     });
 
     [Fact]
@@ -89,7 +89,7 @@ public sealed class DaemonDataPathTests(DaemonGuestFixture fixture, ITestOutputH
         var hostSide = Enumerable.Range(0, PerSide).Select(async i =>
         {
             using var socket = await HostVsock.ConnectAsync(fixture.UdsPath, DaemonGuestFixture.EchoPort, deadline.Token);
-            return await HostVsock.EchoAsync(socket, Bytes, (ulong)(200 + i), deadline.Token);
+            return await PatternTransfer.EchoAsync(socket, Bytes, (ulong)(200 + i), deadline.Token);
         }).ToList();
         var hostResults = await Task.WhenAll(hostSide);
         var rc = await guestSide;
@@ -112,7 +112,7 @@ public sealed class DaemonDataPathTests(DaemonGuestFixture fixture, ITestOutputH
         using var deadline = Deadline();
         var progress = new TransferProgress();
         var socket = await HostVsock.ConnectAsync(fixture.UdsPath, 1236, deadline.Token);
-        var transfer = HostVsock.EchoAsync(socket, 64L * 1024 * 1024, 13, deadline.Token, progress);
+        var transfer = PatternTransfer.EchoAsync(socket, 64L * 1024 * 1024, 13, deadline.Token, progress);
         await WaitUntilAsync(() => progress.Received >= 256 * 1024 || transfer.IsCompleted, "256 KiB echoed before the close");
         socket.Dispose(); // abrupt: no shutdown, data in flight both ways
         await Assert.ThrowsAnyAsync<Exception>(() => transfer);
@@ -124,7 +124,7 @@ public sealed class DaemonDataPathTests(DaemonGuestFixture fixture, ITestOutputH
             E2ETimeouts.Step, "the guest's echo of the closed connection to end");
         // ...and a new connection to the same port works.
         using var again = await HostVsock.ConnectAsync(fixture.UdsPath, 1236, deadline.Token);
-        var result = await HostVsock.EchoAsync(again, 1024 * 1024, 14, deadline.Token);
+        var result = await PatternTransfer.EchoAsync(again, 1024 * 1024, 14, deadline.Token);
         Assert.True(result.IsExactEcho, result.ToString());
         var server = await fixture.Guest.WaitForMarkerAsync("RESULT", "listen-echo", E2ETimeouts.Step, m => m.Get("port") == "1236");
         Assert.Equal("0", server.Get("failed"));
@@ -141,7 +141,7 @@ public sealed class DaemonDataPathTests(DaemonGuestFixture fixture, ITestOutputH
         using (socket)
         {
             // The guest reads 64 KiB and closes; the host's 8 MiB transfer must end (error or short echo), not hang.
-            var cut = HostVsock.EchoAsync(socket, 8L * 1024 * 1024, 15, deadline.Token);
+            var cut = PatternTransfer.EchoAsync(socket, 8L * 1024 * 1024, 15, deadline.Token);
             var outcome = await Task.WhenAny(cut, Task.Delay(TimeSpan.FromSeconds(20)));
             Assert.True(outcome == cut, "the host transfer did not end after the guest closed its socket");
             if (cut.IsCompletedSuccessfully)
@@ -152,7 +152,7 @@ public sealed class DaemonDataPathTests(DaemonGuestFixture fixture, ITestOutputH
         await fixture.Guest.WaitForMarkerAsync("CLOSED-MID", null, E2ETimeouts.Step, m => m.Get("port") == "1235");
 
         using var again = await HostVsock.ConnectAsync(fixture.UdsPath, 1235, deadline.Token);
-        var result = await HostVsock.EchoAsync(again, 1024 * 1024, 16, deadline.Token);
+        var result = await PatternTransfer.EchoAsync(again, 1024 * 1024, 16, deadline.Token);
         Assert.True(result.IsExactEcho, result.ToString());
     });
 
@@ -184,7 +184,7 @@ public sealed class DaemonDataPathTests(DaemonGuestFixture fixture, ITestOutputH
 
         using var deadline = Deadline();
         using var socket = await HostVsock.ConnectAsync(fixture.UdsPath, DaemonGuestFixture.EchoPort, deadline.Token);
-        var echo = await HostVsock.EchoAsync(socket, 16L * 1024 * 1024, 17, deadline.Token);
+        var echo = await PatternTransfer.EchoAsync(socket, 16L * 1024 * 1024, 17, deadline.Token);
         Assert.True(echo.IsExactEcho, echo.ToString());
         output.WriteLine($"host→guest→host echo of 16 MiB: {echo.Elapsed.TotalMilliseconds:0} ms, {echo.MegabytesPerSecond:0.0} MB/s each way");
     });

@@ -22,7 +22,7 @@ public sealed class DaemonLifecycleTests(ITestOutputHelper output)
             using var deadline = new CancellationTokenSource(E2ETimeouts.Transfer);
             var progress = new TransferProgress();
             var socket = await HostVsock.ConnectAsync(uds, 1234, deadline.Token);
-            var transfer = HostVsock.EchoAsync(socket, 256L * 1024 * 1024, 61, deadline.Token, progress);
+            var transfer = PatternTransfer.EchoAsync(socket, 256L * 1024 * 1024, 61, deadline.Token, progress);
             var clock = Stopwatch.StartNew();
             while (progress.Received < 1024 * 1024 && !transfer.IsCompleted && clock.Elapsed < E2ETimeouts.Step)
             {
@@ -45,7 +45,7 @@ public sealed class DaemonLifecycleTests(ITestOutputHelper output)
             Assert.Equal("3", (await second.WaitForMarkerAsync("CID", null, E2ETimeouts.Step)).Words[0]);
 
             using var again = await HostVsock.ConnectAsync(uds, 1234, deadline.Token);
-            var result = await HostVsock.EchoAsync(again, 10L * 1024 * 1024, 62, deadline.Token);
+            var result = await PatternTransfer.EchoAsync(again, 10L * 1024 * 1024, 62, deadline.Token);
             Assert.True(result.IsExactEcho, result.ToString());
         });
     }

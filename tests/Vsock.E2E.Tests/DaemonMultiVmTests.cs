@@ -134,7 +134,7 @@ public sealed class DaemonMultiVmTests(ITestOutputHelper output)
         var transfers = vms.Select(async (vm, i) =>
         {
             using var socket = await HostVsock.ConnectAsync(vm.Uds, 1234, deadline.Token);
-            return await HostVsock.EchoAsync(socket, 2 * 1024 * 1024, 70 + vm.Cid, deadline.Token);
+            return await PatternTransfer.EchoAsync(socket, 2 * 1024 * 1024, 70 + vm.Cid, deadline.Token);
         }).ToArray();
         var results = await Task.WhenAll(transfers);
         for (var i = 0; i < vms.Length; i++)

@@ -27,7 +27,7 @@ public sealed class DaemonReadmeTests(ITestOutputHelper output)
             await guest.WaitForListenerAsync(1234, E2ETimeouts.Boot);
             using var deadline = new CancellationTokenSource(E2ETimeouts.Transfer);
             using var connection = await HostVsock.ConnectAsync(uds, 1234, deadline.Token);
-            var echo = await HostVsock.EchoAsync(connection, TenMiB, 52, deadline.Token);
+            var echo = await PatternTransfer.EchoAsync(connection, TenMiB, 52, deadline.Token);
             output.WriteLine($"host→guest: {echo}");
             Assert.True(echo.IsExactEcho, echo.ToString());
 

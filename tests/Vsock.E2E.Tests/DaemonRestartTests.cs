@@ -57,7 +57,7 @@ public sealed class DaemonRestartTests(ITestOutputHelper output)
             using var deadline = new CancellationTokenSource(E2ETimeouts.Transfer);
             var progress = new TransferProgress();
             var socket = await HostVsock.ConnectAsync(uds, 1234, deadline.Token);
-            var echo = HostVsock.EchoAsync(socket, 1L << 30, 71, deadline.Token, progress);
+            var echo = PatternTransfer.EchoAsync(socket, 1L << 30, 71, deadline.Token, progress);
             Assert.Equal(0, await guest.RunStepAsync("bg:send,2,5000,1073741824", E2ETimeouts.Step));
             var clock = Stopwatch.StartNew();
             while (progress.Received < 1024 * 1024 && !echo.IsCompleted && clock.Elapsed < E2ETimeouts.Step)
@@ -101,7 +101,7 @@ public sealed class DaemonRestartTests(ITestOutputHelper output)
             var fresh = scenario.StartGuest("fresh", socketPath, "cid;bg:listen-echo,1234,0");
             await fresh.WaitForListenerAsync(1234, E2ETimeouts.Boot);
             using var again = await HostVsock.ConnectAsync(uds, 1234, deadline.Token);
-            var result = await HostVsock.EchoAsync(again, 4L * 1024 * 1024, 72, deadline.Token);
+            var result = await PatternTransfer.EchoAsync(again, 4L * 1024 * 1024, 72, deadline.Token);
             Assert.True(result.IsExactEcho, result.ToString());
         });
     }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using Vsock.Device.Interop;
 using Vsock.E2E.Tests.Rig;
 
 namespace Vsock.E2E.Tests;
@@ -77,7 +78,7 @@ public sealed class DaemonSeqpacketTests(SeqpacketGuestFixture fixture, ITestOut
     public Task Guest_initiated_messages_of_every_size_are_echoed_whole_by_a_host_seqpacket_listener() => fixture.RunAsync(output, async () =>
     {
         using var deadline = new CancellationTokenSource(E2ETimeouts.Transfer);
-        using var listener = HostSeqpacket.Listen($"{fixture.UdsPath}_5100");
+        using var listener = HostVsock.Listen(fixture.UdsPath, 5100, SocketKind.Seqpacket);
         var echo = HostSeqpacket.AcceptAndEchoAsync(listener, deadline.Token);
         var rc = await fixture.Guest.RunStepAsync($"seq-connect,2,5100,{RandomMessages},7", E2ETimeouts.Transfer);
         var result = await fixture.Guest.WaitForMarkerAsync("RESULT", "seq-connect", E2ETimeouts.Step, m => m.Get("port") == "5100");
@@ -101,7 +102,7 @@ public sealed class DaemonSeqpacketTests(SeqpacketGuestFixture fixture, ITestOut
         using var deadline = new CancellationTokenSource(E2ETimeouts.Transfer);
         var count = TestPattern.SeqNamedLengths.Length + RandomMessages;
         var clock = Stopwatch.StartNew();
-        using (var socket = await HostSeqpacket.ConnectAsync(fixture.UdsPath, SeqpacketGuestFixture.SeqpacketPort, deadline.Token))
+        using (var socket = await HostVsock.ConnectSeqpacketAsync(fixture.UdsPath, SeqpacketGuestFixture.SeqpacketPort, deadline.Token))
         {
             var sha = await HostSeqpacket.ExchangeAsync(socket, count, 8, deadline.Token);
             output.WriteLine($"host: {count} messages echoed in {clock.ElapsedMilliseconds} ms, sha {TestPattern.Hex(sha)}");
@@ -129,7 +130,7 @@ public sealed class DaemonSeqpacketTests(SeqpacketGuestFixture fixture, ITestOut
         Assert.NotEqual("110", seqRefused.Get("errno")); // ETIMEDOUT: nobody answered
         Assert.True(seqRefused.GetLong("ms") < 1000, seqRefused.Line);
         Assert.Equal(0, streamListener.Accepted);
-        using (HostSeqpacket.Listen($"{fixture.UdsPath}_5102"))
+        using (HostVsock.Listen(fixture.UdsPath, 5102, SocketKind.Seqpacket))
         {
             await fixture.Guest.RunStepAsync("connect-refused,2,5102", E2ETimeouts.Step);
             var refused = await fixture.Guest.WaitForMarkerAsync("REFUSED", null, E2ETimeouts.Step, m => m.Get("port") == "5102");
@@ -141,7 +142,7 @@ public sealed class DaemonSeqpacketTests(SeqpacketGuestFixture fixture, ITestOut
         // Host SEQPACKET → guest STREAM listener, host STREAM → guest SEQPACKET listener: the guest answers RST and
         // the daemon closes the host client.
         var clock = Stopwatch.StartNew();
-        await Assert.ThrowsAsync<GuestRefusedException>(() => HostSeqpacket.ConnectAsync(fixture.UdsPath, SeqpacketGuestFixture.StreamPort, deadline.Token));
+        await Assert.ThrowsAsync<GuestRefusedException>(() => HostVsock.ConnectSeqpacketAsync(fixture.UdsPath, SeqpacketGuestFixture.StreamPort, deadline.Token));
         output.WriteLine($"host SEQPACKET → guest STREAM refused after {clock.ElapsedMilliseconds} ms");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"took {clock.ElapsedMilliseconds} ms");
         clock.Restart();
@@ -151,8 +152,8 @@ public sealed class DaemonSeqpacketTests(SeqpacketGuestFixture fixture, ITestOut
 
         // Both listeners still serve their own type.
         using var stream = await HostVsock.ConnectAsync(fixture.UdsPath, SeqpacketGuestFixture.StreamPort, deadline.Token);
-        Assert.True((await HostVsock.EchoAsync(stream, 65536, 31, deadline.Token)).IsExactEcho);
-        using var seqpacket = await HostSeqpacket.ConnectAsync(fixture.UdsPath, SeqpacketGuestFixture.SeqpacketPort, deadline.Token);
+        Assert.True((await PatternTransfer.EchoAsync(stream, 65536, 31, deadline.Token)).IsExactEcho);
+        using var seqpacket = await HostVsock.ConnectSeqpacketAsync(fixture.UdsPath, SeqpacketGuestFixture.SeqpacketPort, deadline.Token);
         await HostSeqpacket.ExchangeAsync(seqpacket, TestPattern.SeqNamedLengths.Length, 32, deadline.Token);
     });
 }

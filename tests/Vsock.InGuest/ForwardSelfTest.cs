@@ -3,8 +3,9 @@ using System.Net.Sockets;
 using Microsoft.Win32.SafeHandles;
 using Vsock.Actors.Settings;
 using Vsock.Device.Interop;
-using Vsock.E2E.Tests.Rig;
 using Vsock.Testing;
+using Vsock.Testing.Daemon;
+using Vsock.Testing.HostSide;
 using VsockSocket = Vsock.Device.Interop.Vsock;
 
 namespace Vsock.InGuest;

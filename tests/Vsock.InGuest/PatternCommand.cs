@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Vsock.E2E.Tests.Rig;
+using Vsock.Testing.HostSide;
 
 namespace Vsock.InGuest;
 

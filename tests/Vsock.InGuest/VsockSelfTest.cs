@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using Microsoft.Win32.SafeHandles;
 using Vsock.Device.Interop;
+using Vsock.Testing.HostSide;
 using VsockSocket = Vsock.Device.Interop.Vsock;
 
 namespace Vsock.InGuest;

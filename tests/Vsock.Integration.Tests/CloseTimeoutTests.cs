@@ -16,14 +16,14 @@ public sealed class CloseTimeoutTests
     [Fact]
     public async Task A_guest_that_keeps_its_end_open_after_the_host_closed_is_reset_after_the_timeout()
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 1, vm => vm with { CloseTimeout = CloseTimeout });
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 1, vm => vm with { CloseTimeout = CloseTimeout });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         var (host, stream, cts) = await OpenAsync(guest, daemon);
         using var _ = cts;
 
-        await HostSide.SendAllAsync(host, "bye"u8.ToArray(), cts.Token);
+        await host.SendAllAsync("bye"u8.ToArray(), cts.Token);
         host.Close();
-        Assert.Equal("bye"u8.ToArray(), await GuestIo.ReadToEndAsync(stream, cts.Token)); // data, then EOF
+        Assert.Equal("bye"u8.ToArray(), await stream.ReadToEndAsync(cts.Token)); // data, then EOF
         var eof = Stopwatch.StartNew();
         Assert.Equal(2u, stream.PeerShutdownFlags); // SHUTDOWN(SEND): the host sends no more
 
@@ -38,20 +38,20 @@ public sealed class CloseTimeoutTests
     [Fact]
     public async Task A_host_that_only_shut_its_write_side_keeps_the_stream_while_the_guest_sends()
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 1, vm => vm with { CloseTimeout = CloseTimeout });
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 1, vm => vm with { CloseTimeout = CloseTimeout });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         var (host, stream, cts) = await OpenAsync(guest, daemon);
         using var _ = cts;
         using var __ = host;
 
         host.Shutdown(SocketShutdown.Send);
-        Assert.Empty(await GuestIo.ReadToEndAsync(stream, cts.Token)); // EOF
+        Assert.Empty(await stream.ReadToEndAsync(cts.Token)); // EOF
         // The guest answers slowly, over five close timeouts: every byte arrives and nothing is reset.
-        var reader = HostSide.ReadToEndAsync(host, cts.Token);
+        var reader = host.ReadToEndAsync(cts.Token);
         var sent = new MemoryStream();
         for (var i = 0; i < 20; i++)
         {
-            var chunk = GuestIo.Pattern(1000, i);
+            var chunk = TestPattern.RandomBytes(1000, i);
             await stream.WriteAsync(chunk, cts.Token);
             sent.Write(chunk);
             await Task.Delay(CloseTimeout / 4, cts.Token);
@@ -70,14 +70,14 @@ public sealed class CloseTimeoutTests
     [Fact]
     public async Task A_guest_still_reading_what_the_host_sent_before_it_closed_gets_all_of_it()
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 1, vm => vm with { CloseTimeout = CloseTimeout });
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 1, vm => vm with { CloseTimeout = CloseTimeout });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket, SyntheticGuestOptions.Default with { BufAlloc = 64 * 1024 });
         var (host, stream, cts) = await OpenAsync(guest, daemon);
         using var _ = cts;
 
         // 1 MiB, then the host closes; the guest reads 64 KiB every 100 ms (1.6 s, four close timeouts).
-        var data = GuestIo.Pattern(1 << 20, 7);
-        var send = HostSide.SendAllAsync(host, data, cts.Token);
+        var data = TestPattern.RandomBytes(1 << 20, 7);
+        var send = host.SendAllAsync(data, cts.Token);
         var received = new MemoryStream();
         var buffer = new byte[64 * 1024];
         var closed = false;
@@ -104,13 +104,13 @@ public sealed class CloseTimeoutTests
     [Fact]
     public async Task Zero_turns_the_timer_off()
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 1, vm => vm with { CloseTimeout = TimeSpan.Zero });
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 1, vm => vm with { CloseTimeout = TimeSpan.Zero });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         var (host, stream, cts) = await OpenAsync(guest, daemon);
         using var _ = cts;
 
         host.Close();
-        Assert.Empty(await GuestIo.ReadToEndAsync(stream, cts.Token));
+        Assert.Empty(await stream.ReadToEndAsync(cts.Token));
         await Task.Delay(CloseTimeout * 3, cts.Token);
         Assert.False(stream.IsPeerReset);
         await stream.CloseAsync();
@@ -118,13 +118,12 @@ public sealed class CloseTimeoutTests
     }
 
     /// <summary>A host client on uds-path, accepted by a guest listener.</summary>
-    private static async Task<(Socket Host, GuestStream Stream, CancellationTokenSource Cts)> OpenAsync(SyntheticGuest guest, DaemonHost daemon)
+    private static async Task<(Socket Host, GuestStream Stream, CancellationTokenSource Cts)> OpenAsync(SyntheticGuest guest, InProcessDaemon daemon)
     {
         var cts = new CancellationTokenSource(Scenario.Timeout);
         var port = Scenario.NextPort();
         using var listener = guest.Listen(port);
-        var (host, reply) = await HostSide.ConnectAsync(daemon[0].UdsPath!, port, Scenario.Timeout);
-        Assert.Equal($"OK {port}\n", reply);
+        var host = await HostVsock.ConnectAsync(daemon[0].UdsPath!, port, Scenario.Timeout);
         var stream = await listener.AcceptAsync(cts.Token);
         return (host, stream, cts);
     }

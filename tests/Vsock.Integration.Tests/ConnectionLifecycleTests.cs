@@ -11,7 +11,7 @@ public sealed class ConnectionLifecycleTests
     [Fact]
     public async Task Guest_connect_to_a_host_port_without_listener_gets_rst_quickly()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         var clock = Stopwatch.StartNew();
         var e = await Assert.ThrowsAsync<GuestConnectionRefusedException>(() => guest.ConnectAsync(2, 9999, TimeSpan.FromSeconds(5)));
@@ -25,9 +25,9 @@ public sealed class ConnectionLifecycleTests
     [Fact]
     public async Task Host_connect_to_a_guest_port_without_listener_is_closed()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
-        var (host, reply) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 4444, Scenario.Timeout);
+        var (host, reply) = await HostVsock.SendConnectAsync(daemon[0].UdsPath!, 4444, Scenario.Timeout);
         using var _ = host;
         Assert.Equal("", reply); // closed without an OK line
         var request = await guest.WaitForPacketAsync(p => p.Header.Operation == VsockOp.Request && p.Header.DstPort == 4444, Scenario.Timeout);
@@ -40,20 +40,20 @@ public sealed class ConnectionLifecycleTests
     [Fact]
     public async Task Guest_half_close_gives_the_host_eof_and_the_host_can_still_send()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Scenario.Timeout);
-        using var hostListener = HostSide.Listen(daemon[0].UdsPath!, 6100);
+        using var hostListener = HostVsock.Listen(daemon[0].UdsPath!, 6100);
         var stream = await guest.ConnectAsync(2, 6100, Scenario.Timeout, cts.Token);
         using var host = await hostListener.AcceptAsync(cts.Token);
 
         await stream.WriteAsync("request"u8.ToArray(), cts.Token);
         stream.ShutdownWrite();
-        Assert.Equal("request"u8.ToArray(), await HostSide.ReadToEndAsync(host, cts.Token));
+        Assert.Equal("request"u8.ToArray(), await host.ReadToEndAsync(cts.Token));
 
-        var answer = GuestIo.Pattern(300_000, 8);
-        var guestRead = GuestIo.ReadToEndAsync(stream, cts.Token);
-        await HostSide.SendAllAsync(host, answer, cts.Token);
+        var answer = TestPattern.RandomBytes(300_000, 8);
+        var guestRead = stream.ReadToEndAsync(cts.Token);
+        await host.SendAllAsync(answer, cts.Token);
         host.Shutdown(SocketShutdown.Send);
         Assert.Equal(Scenario.Hash(answer), Scenario.Hash(await guestRead));
         await stream.CloseAsync();
@@ -64,22 +64,20 @@ public sealed class ConnectionLifecycleTests
     [Fact]
     public async Task Host_half_close_gives_the_guest_eof_and_the_guest_can_still_send()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Scenario.Timeout);
         using var listener = guest.Listen(6200);
-        var (host, reply) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 6200, Scenario.Timeout);
-        using var _ = host;
-        Assert.Equal("OK 6200\n", reply);
+        using var host = await HostVsock.ConnectAsync(daemon[0].UdsPath!, 6200, Scenario.Timeout);
         var stream = await listener.AcceptAsync(cts.Token);
 
-        await HostSide.SendAllAsync(host, "request"u8.ToArray(), cts.Token);
+        await host.SendAllAsync("request"u8.ToArray(), cts.Token);
         host.Shutdown(SocketShutdown.Send);
-        Assert.Equal("request"u8.ToArray(), await GuestIo.ReadToEndAsync(stream, cts.Token));
+        Assert.Equal("request"u8.ToArray(), await stream.ReadToEndAsync(cts.Token));
         Assert.Equal(VsockWire.ShutdownSend, stream.PeerShutdownFlags & VsockWire.ShutdownSend);
 
-        var answer = GuestIo.Pattern(300_000, 9);
-        var hostRead = HostSide.ReadToEndAsync(host, cts.Token); // more than the socket buffers hold: read while writing
+        var answer = TestPattern.RandomBytes(300_000, 9);
+        var hostRead = host.ReadToEndAsync(cts.Token); // more than the socket buffers hold: read while writing
         await stream.WriteAsync(answer, cts.Token);
         stream.ShutdownWrite();
         Assert.Equal(Scenario.Hash(answer), Scenario.Hash(await hostRead));
@@ -91,14 +89,14 @@ public sealed class ConnectionLifecycleTests
     [Fact]
     public async Task Guest_reset_closes_the_host_socket()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Scenario.Timeout);
-        using var hostListener = HostSide.Listen(daemon[0].UdsPath!, 6400);
+        using var hostListener = HostVsock.Listen(daemon[0].UdsPath!, 6400);
         var stream = await guest.ConnectAsync(2, 6400, Scenario.Timeout, cts.Token);
         using var host = await hostListener.AcceptAsync(cts.Token);
         stream.Reset();
-        Assert.True(await HostSide.WaitForCloseAsync(host, Scenario.Timeout), "the host socket stays open after the guest's RST");
+        Assert.True(await host.WaitForCloseAsync(Scenario.Timeout), "the host socket stays open after the guest's RST");
         await Scenario.VmServesAsync(guest, daemon[0].UdsPath!);
         Scenario.AssertClean(guest);
     }
@@ -106,10 +104,10 @@ public sealed class ConnectionLifecycleTests
     [Fact]
     public async Task Host_closing_while_the_guest_writes_ends_the_guest_write()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Scenario.Timeout);
-        using var hostListener = HostSide.Listen(daemon[0].UdsPath!, 6500);
+        using var hostListener = HostVsock.Listen(daemon[0].UdsPath!, 6500);
         var stream = await guest.ConnectAsync(2, 6500, Scenario.Timeout, cts.Token);
         var host = await hostListener.AcceptAsync(cts.Token);
 
@@ -125,16 +123,14 @@ public sealed class ConnectionLifecycleTests
     [Fact]
     public async Task Vmm_disconnect_drops_its_connections_and_a_new_vmm_on_the_same_socket_works()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         var first = SyntheticGuest.Connect(daemon[0].Socket);
         using var listener = first.Listen(6300);
-        var (host, reply) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 6300, Scenario.Timeout);
-        using var _ = host;
-        Assert.Equal("OK 6300\n", reply);
+        using var host = await HostVsock.ConnectAsync(daemon[0].UdsPath!, 6300, Scenario.Timeout);
         await listener.AcceptAsync().WaitAsync(Scenario.Timeout);
 
         first.Disconnect();
-        Assert.True(await HostSide.WaitForCloseAsync(host, Scenario.Timeout), "a host connection of the vanished VMM stays open");
+        Assert.True(await host.WaitForCloseAsync(Scenario.Timeout), "a host connection of the vanished VMM stays open");
         await first.DisposeAsync();
 
         await using var second = SyntheticGuest.Connect(daemon[0].Socket);
@@ -146,13 +142,11 @@ public sealed class ConnectionLifecycleTests
     [Fact]
     public async Task A_guest_driver_reset_closes_the_host_side_of_its_streams_and_the_vmm_stays()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         using var listener = guest.Listen(5000);
-        var (host, reply) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 5000, Scenario.Timeout);
-        using var _ = host;
-        Assert.Equal("OK 5000\n", reply);
+        using var host = await HostVsock.ConnectAsync(daemon[0].UdsPath!, 5000, Scenario.Timeout);
         await listener.AcceptAsync(cts.Token);
 
         // What QEMU sends when the guest resets its device: disable both rings, then take them back.
@@ -170,7 +164,7 @@ public sealed class ConnectionLifecycleTests
             Assert.NotNull(guest.ReceiveReply());
         }
 
-        Assert.True(await HostSide.WaitForCloseAsync(host, Scenario.Timeout), "the host socket stays open after the guest driver reset");
+        Assert.True(await host.WaitForCloseAsync(Scenario.Timeout), "the host socket stays open after the guest driver reset");
         Assert.False(guest.WaitForVhostUserHangup(TimeSpan.FromMilliseconds(200)), "the VMM was disconnected");
     }
 }

@@ -15,13 +15,13 @@ public sealed class ConnectionLimitTests
     [Fact]
     public async Task Guest_requests_beyond_the_limit_are_reset_and_room_comes_back_when_one_closes()
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 2, vm => vm with { MaxConnections = Max });
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 2, vm => vm with { MaxConnections = Max });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         await using var other = SyntheticGuest.Connect(daemon[1].Socket);
         using var siblingListener = other.Listen(5000); // so a refusal below is the limit's, not "nobody listens"
         using var cts = new CancellationTokenSource(Scenario.Timeout);
         var port = Scenario.NextPort();
-        using var listener = HostSide.Listen(daemon[0].UdsPath!, port);
+        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port);
 
         var streams = new List<GuestStream>();
         var hosts = new List<Socket>();
@@ -59,16 +59,14 @@ public sealed class ConnectionLimitTests
     [Fact]
     public async Task Host_clients_beyond_the_limit_are_closed_at_once_even_before_their_connect_line()
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 1, vm => vm with { MaxConnections = 2 });
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 1, vm => vm with { MaxConnections = 2 });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Scenario.Timeout);
         var port = Scenario.NextPort();
         using var listener = guest.Listen(port);
 
         // One established stream, and one client that has not sent its CONNECT line yet: both count.
-        var (first, reply) = await HostSide.ConnectAsync(daemon[0].UdsPath!, port, Scenario.Timeout);
-        using var _ = first;
-        Assert.Equal($"OK {port}\n", reply);
+        using var first = await HostVsock.ConnectAsync(daemon[0].UdsPath!, port, Scenario.Timeout);
         var accepted = await listener.AcceptAsync(cts.Token);
         using var silent = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         await silent.ConnectAsync(new UnixDomainSocketEndPoint(daemon[0].UdsPath!), cts.Token);
@@ -87,7 +85,7 @@ public sealed class ConnectionLimitTests
     [Fact]
     public async Task A_siblings_request_beyond_the_limit_is_refused()
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 2, vm => vm.GuestCid == 4 ? vm with { MaxConnections = 1 } : vm);
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 2, vm => vm.GuestCid == 4 ? vm with { MaxConnections = 1 } : vm);
         await using var a = SyntheticGuest.Connect(daemon[0].Socket);
         await using var b = SyntheticGuest.Connect(daemon[1].Socket);
         using var cts = new CancellationTokenSource(Scenario.Timeout);
@@ -99,7 +97,7 @@ public sealed class ConnectionLimitTests
         await Assert.ThrowsAsync<GuestConnectionRefusedException>(() => a.ConnectAsync(4, 5000, Scenario.Timeout, cts.Token));
 
         await first.WriteAsync("hi"u8.ToArray(), cts.Token);
-        Assert.Equal("hi"u8.ToArray(), await GuestIo.ReadExactlyAsync(served, 2, cts.Token));
+        Assert.Equal("hi"u8.ToArray(), await served.ReadExactlyAsync(2, cts.Token));
         await first.CloseAsync();
         Scenario.AssertClean(a);
         Scenario.AssertClean(b);
@@ -124,7 +122,7 @@ public sealed class ConnectionLimitTests
         socket = null!;
         try
         {
-            var (s, reply) = HostSide.ConnectAsync(udsPath, port, Scenario.Timeout).GetAwaiter().GetResult();
+            var (s, reply) = HostVsock.SendConnectAsync(udsPath, port, Scenario.Timeout).GetAwaiter().GetResult();
             if (reply.StartsWith("OK", StringComparison.Ordinal))
             {
                 socket = s;

@@ -30,22 +30,20 @@ public sealed class FairnessTests
     [Fact]
     public async Task A_flood_on_one_stream_does_not_starve_another()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket, new SyntheticGuestOptions { RxBufferSize = RxBufferSize, BufAlloc = 16 << 20 });
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         using var listener = guest.Listen(5000);
         var uds = daemon[0].UdsPath!;
-        var (flood, _) = await HostSide.ConnectAsync(uds, 5000, Scenario.Timeout);
-        using var __ = flood;
+        using var flood = await HostVsock.ConnectAsync(uds, 5000, Scenario.Timeout);
         var floodStream = await listener.AcceptAsync(cts.Token);
-        var (quiet, _) = await HostSide.ConnectAsync(uds, 5000, Scenario.Timeout);
-        using var ___ = quiet;
+        using var quiet = await HostVsock.ConnectAsync(uds, 5000, Scenario.Timeout);
         var quietStream = await listener.AcceptAsync(cts.Token);
         var quietPort = quietStream.PeerPort;
 
         // The flood: the writer never stops, the guest reads it as fast as it comes.
         using var stopFlood = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
-        var chunk = GuestIo.Pattern(64 * 1024, 1);
+        var chunk = TestPattern.RandomBytes(64 * 1024, 1);
         var floodWriter = Task.Run(async () =>
         {
             try
@@ -79,8 +77,8 @@ public sealed class FairnessTests
             var mark = guest.Received.Count;
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
             deadline.CancelAfter(TimeSpan.FromSeconds(15)); // starved: the flood would keep it out for good
-            await HostSide.SendAllAsync(quiet, text, deadline.Token);
-            Assert.Equal(text, await GuestIo.ReadExactlyAsync(quietStream, text.Length, deadline.Token));
+            await quiet.SendAllAsync(text, deadline.Token);
+            Assert.Equal(text, await quietStream.ReadExactlyAsync(text.Length, deadline.Token));
 
             var received = guest.Received;
             var at = FindIndex(received, mark, p => p.Header.Operation == VsockOp.Rw && p.Header.SrcPort == quietPort);

@@ -20,7 +20,7 @@ public sealed class GuestMemoryTruncationTests(ITestOutputHelper output)
     [InlineData(GuestMemoryBacking.SealableMemFd)]
     public async Task A_sealed_file_cannot_be_shrunk_and_the_vm_carries_on(GuestMemoryBacking backing)
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket, SyntheticGuestOptions.Default with { MemoryBacking = backing });
         // QEMU sealed its memfd itself; an unsealed one was sealed by the daemon at SET_MEM_TABLE.
         var seals = guest.MemorySeals!.Value;
@@ -39,7 +39,7 @@ public sealed class GuestMemoryTruncationTests(ITestOutputHelper output)
     [InlineData(GuestMemoryBacking.ShmFile)]
     public async Task An_unsealable_file_shrunk_under_the_daemon_ends_that_vmms_session_only(GuestMemoryBacking backing)
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 2);
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 2);
         await using var bystander = SyntheticGuest.Connect(daemon[1].Socket);
         await using var busy = await EndlessStream.StartAsync(bystander, daemon[1].UdsPath!);
         await using var victim = SyntheticGuest.Connect(daemon[0].Socket, SyntheticGuestOptions.Default with { MemoryBacking = backing });

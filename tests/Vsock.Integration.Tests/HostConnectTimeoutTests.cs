@@ -13,13 +13,11 @@ public sealed class HostConnectTimeoutTests
     [Fact]
     public async Task A_guest_connect_to_a_full_backlog_is_reset_after_two_seconds_and_the_VM_carries_on()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         var port = Scenario.NextPort();
         var path = $"{daemon[0].UdsPath}_{port}";
-        using var stuck = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        stuck.Bind(new UnixDomainSocketEndPoint(path));
-        stuck.Listen(1); // and never accepts
+        using var stuck = HostVsock.Listen(daemon[0].UdsPath!, port, backlog: 1); // and never accepts
         var fillers = new List<Socket>();
         try
         {

@@ -68,12 +68,11 @@ public sealed class HostileGuestTests
         // 1 MiB host → guest needs ~260 RX buffers: the device reaches the raw ones behind the 122 stocked.
         using var cts = new CancellationTokenSource(Scenario.Timeout);
         using var listener = guest.Listen(4444);
-        var (host, _) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 4444, Scenario.Timeout);
-        using var _ = host;
+        using var host = await HostVsock.ConnectAsync(daemon[0].UdsPath!, 4444, Scenario.Timeout);
         var stream = await listener.AcceptAsync(cts.Token);
-        var data = GuestIo.Pattern(1 << 20, 9);
-        var send = HostSide.SendAllAsync(host, data, cts.Token);
-        Assert.Equal(Scenario.Hash(data), Scenario.Hash(await GuestIo.ReadExactlyAsync(stream, data.Length, cts.Token)));
+        var data = TestPattern.RandomBytes(1 << 20, 9);
+        var send = host.SendAllAsync(data, cts.Token);
+        Assert.Equal(Scenario.Hash(data), Scenario.Hash(await stream.ReadExactlyAsync(data.Length, cts.Token)));
         await send;
         var used = guest.RawRxUsed;
         Assert.Equal(bad.Order(), used.Select(u => u.Head).Order());
@@ -84,7 +83,7 @@ public sealed class HostileGuestTests
     [Fact]
     public Task Spoofed_source_cid_is_not_let_through() => AttackAsync(async (guest, daemon) =>
     {
-        using var hostListener = HostSide.Listen(daemon[0].UdsPath!, 3333);
+        using var hostListener = HostVsock.Listen(daemon[0].UdsPath!, 3333);
         foreach (var spoofed in new ulong[] { 4, 2, 99, ulong.MaxValue })
             guest.SendPacket(guest.MakeHeader(2, 50000, 3333, VsockOp.Request) with { SrcCid = spoofed });
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
@@ -95,7 +94,7 @@ public sealed class HostileGuestTests
     [Fact]
     public Task Header_len_beyond_the_buffer() => AttackAsync(async (guest, daemon) =>
     {
-        using var hostListener = HostSide.Listen(daemon[0].UdsPath!, 3334);
+        using var hostListener = HostVsock.Listen(daemon[0].UdsPath!, 3334);
         var stream = await guest.ConnectAsync(2, 3334, Scenario.Timeout);
         using var host = await hostListener.AcceptAsync();
         var rw = guest.MakeHeader(2, stream.LocalPort, 3334, VsockOp.Rw);
@@ -124,7 +123,7 @@ public sealed class HostileGuestTests
     [Fact]
     public Task Credit_violation_by_a_flooding_guest() => AttackAsync(async (guest, daemon) =>
     {
-        using var hostListener = HostSide.Listen(daemon[0].UdsPath!, 3335);
+        using var hostListener = HostVsock.Listen(daemon[0].UdsPath!, 3335);
         var stream = await guest.ConnectAsync(2, 3335, Scenario.Timeout);
         using var host = await hostListener.AcceptAsync(); // never reads
         var rw = guest.MakeHeader(2, stream.LocalPort, 3335, VsockOp.Rw, length: 64 * 1024);
@@ -139,9 +138,9 @@ public sealed class HostileGuestTests
     });
 
     /// <summary>Runs <paramref name="attack"/> on VM 0 of a two-VM daemon, then checks the aftermath.</summary>
-    private static async Task AttackAsync(Func<SyntheticGuest, DaemonHost, Task> attack, SyntheticGuestOptions? victimOptions = null)
+    private static async Task AttackAsync(Func<SyntheticGuest, InProcessDaemon, Task> attack, SyntheticGuestOptions? victimOptions = null)
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 2);
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 2);
         await using var victim = SyntheticGuest.Connect(daemon[0].Socket, victimOptions ?? SyntheticGuestOptions.Default);
         await using var bystander = SyntheticGuest.Connect(daemon[1].Socket);
 

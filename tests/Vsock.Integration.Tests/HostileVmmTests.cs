@@ -34,13 +34,13 @@ public sealed class HostileVmmTests
     [InlineData(Attack.GarbageBeforeHandshake)]
     public async Task Broken_messages_disconnect_only_that_vmm(Attack attack)
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 2);
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 2);
         await using var bystander = SyntheticGuest.Connect(daemon[1].Socket);
 
         if (attack == Attack.GarbageBeforeHandshake)
         {
             using var raw = VhostUserClient.Connect(daemon[0].Socket, Scenario.Timeout);
-            raw.SendRaw(GuestIo.Pattern(200, 42));
+            raw.SendRaw(TestPattern.RandomBytes(200, 42));
             Assert.True(raw.WaitForHangup(Scenario.Timeout), "the daemon kept a VMM that sent garbage");
         }
         else

@@ -12,7 +12,7 @@ public sealed class HostingTests
     [Fact]
     public async Task Each_vm_runs_its_device_and_connections_on_its_own_dedicated_dispatcher()
     {
-        await using var daemon = await DaemonHost.StartAsync(2);
+        await using var daemon = await InProcessDaemon.StartAsync(2);
         var registry = daemon.Services.GetRequiredService<ActorRegistry>();
         var devices = await registry.GetAsync<VsockDevicesActor>();
         foreach (var vm in daemon.Vms)
@@ -26,9 +26,7 @@ public sealed class HostingTests
         // A connection of VM 3 runs on VM 3's dispatcher too.
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var listener = guest.Listen(5000);
-        var (host, reply) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 5000, Scenario.Timeout);
-        using var _ = host;
-        Assert.Equal("OK 5000\n", reply);
+        using var host = await HostVsock.ConnectAsync(daemon[0].UdsPath!, 5000, Scenario.Timeout);
         var vm3 = await devices.Ask<IActorRef>(new VsockDevicesActor.GetVm(3), TimeSpan.FromSeconds(5));
         var device = (await vm3.Ask<VmSupervisor.CurrentDevice>(VmSupervisor.GetDevice.Instance, TimeSpan.FromSeconds(5))).Device!;
         // Its children: the uds-path listeners (stream and SEQPACKET) and the stream's connection actor.

@@ -18,18 +18,17 @@ public sealed class LateRxBufferTests
     [Fact]
     public async Task A_guest_that_posts_rx_buffers_late_loses_nothing_and_the_daemon_holds_no_host_data_meanwhile()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket, new SyntheticGuestOptions { RecordReceived = false });
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         using var listener = guest.Listen(5200);
-        var (host, _) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 5200, Scenario.Timeout);
-        using var __ = host;
+        using var host = await HostVsock.ConnectAsync(daemon[0].UdsPath!, 5200, Scenario.Timeout);
         host.SendBufferSize = HostSendBuffer;
         var stream = await listener.AcceptAsync(cts.Token);
         var socketCapacity = UnixSocketCapacity(HostSendBuffer);
 
         guest.PauseRxRefill();
-        var data = GuestIo.Pattern(4 << 20, 11);
+        var data = TestPattern.RandomBytes(4 << 20, 11);
         long written = 0;
         var send = Task.Run(async () =>
         {
@@ -41,7 +40,7 @@ public sealed class LateRxBufferTests
             }
         });
         // The guest keeps reading, so its credit never holds the host back: only its RX buffers do.
-        var read = GuestIo.ReadExactlyAsync(stream, data.Length, cts.Token);
+        var read = stream.ReadExactlyAsync(data.Length, cts.Token);
 
         await Scenario.WaitUntilAsync(() => guest.RxBuffersPosted == 0, cts.Token);
         var stalledAt = await Scenario.WaitForStallAsync(() => Interlocked.Read(ref written), TimeSpan.FromMilliseconds(500), cts.Token);

@@ -24,7 +24,7 @@ public sealed class MemoryHotplugTests
     [Fact]
     public async Task Memory_regions_added_and_removed_during_traffic_leave_no_stale_view()
     {
-        await using var daemon = await DaemonHost.StartAsync(2);
+        await using var daemon = await InProcessDaemon.StartAsync(2);
         var options = new SyntheticGuestOptions { ExtraProtocolFeatures = VhostUserProtocolFeatures.ConfigureMemSlots, RecordReceived = false };
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket, options);
         await using var other = SyntheticGuest.Connect(daemon[1].Socket);
@@ -34,15 +34,14 @@ public sealed class MemoryHotplugTests
         using var region = MmapMemoryMapper.Instance.Map(regionFd, 0, RegionGpa, RegionSize, RegionUserAddress);
 
         using var listener = guest.Listen(5300);
-        var (host, _) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 5300, Scenario.Timeout);
-        using var __ = host;
+        using var host = await HostVsock.ConnectAsync(daemon[0].UdsPath!, 5300, Scenario.Timeout);
         var stream = await listener.AcceptAsync(cts.Token);
-        var toGuest = GuestIo.Pattern(32 << 20, 21); // long enough to still flow when the guest starves its RX ring
-        var toHost = GuestIo.Pattern(16 << 20, 22);
-        var hostSend = HostSide.SendAllAsync(host, toGuest, cts.Token);
-        var guestReceive = GuestIo.ReadExactlyAsync(stream, toGuest.Length, cts.Token);
+        var toGuest = TestPattern.RandomBytes(32 << 20, 21); // long enough to still flow when the guest starves its RX ring
+        var toHost = TestPattern.RandomBytes(16 << 20, 22);
+        var hostSend = host.SendAllAsync(toGuest, cts.Token);
+        var guestReceive = stream.ReadExactlyAsync(toGuest.Length, cts.Token);
         var guestSend = stream.WriteAsync(toHost, cts.Token).AsTask();
-        var hostReceive = DataPathTests.ReceiveExactlyAsync(host, toHost.Length, cts.Token);
+        var hostReceive = host.ReadExactlyAsync(toHost.Length, cts.Token);
         var traffic = Task.WhenAll(hostSend, guestReceive, guestSend, hostReceive);
 
         // 1. Regions come and go under the running stream.

@@ -24,15 +24,6 @@ public sealed class SeqpacketTests
         return named.Concat(Enumerable.Range(0, randomCount).Select(_ => random.Next(1, 200001)));
     }
 
-    private static Socket ListenSeqpacket(string path)
-    {
-        File.Delete(path);
-        var socket = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
-        socket.Bind(new UnixDomainSocketEndPoint(path));
-        socket.Listen(16);
-        return socket;
-    }
-
     private static async Task<byte[]> ReceiveMessageAsync(Socket socket, CancellationToken cancellationToken)
     {
         var buffer = new byte[300_000];
@@ -52,11 +43,11 @@ public sealed class SeqpacketTests
     [Fact]
     public async Task Guest_initiated_messages_of_every_size_are_echoed_by_a_host_seqpacket_listener_whole()
     {
-        await using var daemon = await DaemonHost.StartAsync(1, vm => vm with { TxBufferSize = 262144 });
+        await using var daemon = await InProcessDaemon.StartAsync(1, vm => vm with { TxBufferSize = 262144 });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Timeout);
         var port = Scenario.NextPort();
-        using var listener = ListenSeqpacket($"{daemon[0].UdsPath}_{port}");
+        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port, SocketKind.Seqpacket);
         var connect = guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token, SocketKind.Seqpacket);
         using var host = await listener.AcceptAsync(cts.Token);
         var stream = await connect;
@@ -74,7 +65,7 @@ public sealed class SeqpacketTests
         var seed = 0;
         foreach (var length in Lengths(60, 12))
         {
-            var message = GuestIo.Pattern(length, ++seed);
+            var message = TestPattern.RandomBytes(length, ++seed);
             await stream.SendMessageAsync(message, cancellationToken: cts.Token);
             var back = await ReceiveGuestMessageAsync(stream, cts.Token);
             Assert.Equal(length, back.Length);
@@ -92,16 +83,13 @@ public sealed class SeqpacketTests
     [Fact]
     public async Task Host_initiated_through_uds_path_seqpacket_gets_ok_as_a_message_and_every_message_echoed()
     {
-        await using var daemon = await DaemonHost.StartAsync(1, vm => vm with { TxBufferSize = 262144 });
+        await using var daemon = await InProcessDaemon.StartAsync(1, vm => vm with { TxBufferSize = 262144 });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Timeout);
         var port = Scenario.NextPort();
         using var listener = guest.Listen(port, SocketKind.Seqpacket);
-        using var host = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
-        await host.ConnectAsync(new UnixDomainSocketEndPoint(daemon[0].UdsPath + "_seqpacket"), cts.Token);
-        await host.SendAsync(Encoding.ASCII.GetBytes($"CONNECT {port}\n"), SocketFlags.None, cts.Token);
+        using var host = await HostVsock.ConnectSeqpacketAsync(daemon[0].UdsPath!, port, cts.Token);
         var stream = await listener.AcceptAsync(cts.Token);
-        Assert.Equal($"OK {port}\n", Encoding.ASCII.GetString(await ReceiveMessageAsync(host, cts.Token)));
         var echo = Task.Run(async () =>
         {
             var buffer = new byte[300_000];
@@ -117,7 +105,7 @@ public sealed class SeqpacketTests
         var seed = 100;
         foreach (var length in Lengths(60, 13))
         {
-            var message = GuestIo.Pattern(length, ++seed);
+            var message = TestPattern.RandomBytes(length, ++seed);
             await host.SendAsync(message, SocketFlags.None, cts.Token);
             var back = await ReceiveMessageAsync(host, cts.Token);
             Assert.Equal(length, back.Length);
@@ -131,11 +119,11 @@ public sealed class SeqpacketTests
     [Fact]
     public async Task Messages_sent_ahead_of_a_slow_reader_keep_their_boundaries_and_the_guest_s_credit()
     {
-        await using var daemon = await DaemonHost.StartAsync(1, vm => vm with { TxBufferSize = 262144 });
+        await using var daemon = await InProcessDaemon.StartAsync(1, vm => vm with { TxBufferSize = 262144 });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Timeout);
         var port = Scenario.NextPort();
-        using var listener = ListenSeqpacket($"{daemon[0].UdsPath}_{port}");
+        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port, SocketKind.Seqpacket);
         var connect = guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token, SocketKind.Seqpacket);
         using var host = await listener.AcceptAsync(cts.Token);
         host.SendBufferSize = 4 << 20;
@@ -147,14 +135,14 @@ public sealed class SeqpacketTests
         {
             var seed = 200;
             foreach (var length in lengths)
-                await host.SendAsync(GuestIo.Pattern(length, ++seed), SocketFlags.None, cts.Token);
+                await host.SendAsync(TestPattern.RandomBytes(length, ++seed), SocketFlags.None, cts.Token);
         });
         // Guest → host at the same time, without the host reading until the guest is done.
         var guestSend = Task.Run(async () =>
         {
             var seed = 300;
             foreach (var length in lengths)
-                await stream.SendMessageAsync(GuestIo.Pattern(length, ++seed), cancellationToken: cts.Token);
+                await stream.SendMessageAsync(TestPattern.RandomBytes(length, ++seed), cancellationToken: cts.Token);
         });
         // Both readers start late, so both directions back up: the host socket, our TX buffer, the guest's credit.
         var hostRead = Task.Run(async () =>
@@ -162,12 +150,12 @@ public sealed class SeqpacketTests
             await Task.Delay(500, cts.Token);
             var seed = 300;
             foreach (var length in lengths)
-                Assert.Equal(GuestIo.Pattern(length, ++seed), await ReceiveMessageAsync(host, cts.Token));
+                Assert.Equal(TestPattern.RandomBytes(length, ++seed), await ReceiveMessageAsync(host, cts.Token));
         });
         await Task.Delay(500, cts.Token);
         var s = 200;
         foreach (var length in lengths)
-            Assert.Equal(GuestIo.Pattern(length, ++s), await ReceiveGuestMessageAsync(stream, cts.Token));
+            Assert.Equal(TestPattern.RandomBytes(length, ++s), await ReceiveGuestMessageAsync(stream, cts.Token));
         await Task.WhenAll(send, guestSend, hostRead);
         Scenario.AssertClean(guest);
     }
@@ -175,17 +163,17 @@ public sealed class SeqpacketTests
     [Fact]
     public async Task A_listener_of_the_other_type_refuses_at_once_every_way()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         var uds = daemon[0].UdsPath!;
         using var cts = new CancellationTokenSource(Timeout);
 
         // Guest SEQPACKET → host STREAM listener, and guest STREAM → host SEQPACKET listener: RST at once.
         var p1 = Scenario.NextPort();
-        using (HostSide.Listen(uds, p1))
+        using (HostVsock.Listen(uds, p1))
             await AssertRefusedQuickly(() => guest.ConnectAsync(2, p1, TimeSpan.FromSeconds(5), cts.Token, SocketKind.Seqpacket));
         var p2 = Scenario.NextPort();
-        using (ListenSeqpacket($"{uds}_{p2}"))
+        using (HostVsock.Listen(uds, p2, SocketKind.Seqpacket))
             await AssertRefusedQuickly(() => guest.ConnectAsync(2, p2, TimeSpan.FromSeconds(5), cts.Token));
 
         // Host SEQPACKET → guest STREAM listener, and host STREAM → guest SEQPACKET listener: the client is closed at once.
@@ -203,7 +191,7 @@ public sealed class SeqpacketTests
         using (guest.Listen(p4, SocketKind.Seqpacket))
         {
             var started = Stopwatch.StartNew();
-            var (host, reply) = await HostSide.ConnectAsync(uds, p4, Timeout);
+            var (host, reply) = await HostVsock.SendConnectAsync(uds, p4, Timeout);
             using (host)
                 Assert.Equal("", reply);
             Assert.InRange(started.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(1));
@@ -222,11 +210,11 @@ public sealed class SeqpacketTests
     [Fact]
     public async Task A_guest_that_did_not_negotiate_seqpacket_gets_rst_and_the_host_client_is_closed()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket, new SyntheticGuestOptions { Seqpacket = false });
         using var cts = new CancellationTokenSource(Timeout);
         var port = Scenario.NextPort();
-        using var listener = ListenSeqpacket($"{daemon[0].UdsPath}_{port}");
+        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port, SocketKind.Seqpacket);
         guest.SendPacket(guest.MakeHeader(2, 50000, port, VsockOp.Request) with { Type = VsockWire.TypeSeqpacket });
         var rst = await guest.WaitForPacketAsync(p => p.Header.DstPort == 50000, TimeSpan.FromSeconds(5));
         Assert.Equal(VsockOp.Rst, rst.Header.Operation);
@@ -242,18 +230,18 @@ public sealed class SeqpacketTests
         {
             // closed before the line went: as good
         }
-        Assert.True(await HostSide.WaitForCloseAsync(host, TimeSpan.FromSeconds(1)));
+        Assert.True(await host.WaitForCloseAsync(TimeSpan.FromSeconds(1)));
         await Scenario.VmServesAsync(guest, daemon[0].UdsPath!);
     }
 
     [Fact]
     public async Task A_host_message_larger_than_the_guest_s_buffer_resets_the_stream()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket, new SyntheticGuestOptions { BufAlloc = 65536 });
         using var cts = new CancellationTokenSource(Timeout);
         var port = Scenario.NextPort();
-        using var listener = ListenSeqpacket($"{daemon[0].UdsPath}_{port}");
+        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port, SocketKind.Seqpacket);
         var connect = guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token, SocketKind.Seqpacket);
         using var host = await listener.AcceptAsync(cts.Token);
         var stream = await connect;
@@ -261,18 +249,18 @@ public sealed class SeqpacketTests
         Assert.Equal(65536, (await stream.ReceiveMessageAsync(new byte[70000], cts.Token)).Length);
         await host.SendAsync(new byte[65537], SocketFlags.None, cts.Token);
         await Scenario.WaitUntilAsync(() => stream.IsPeerReset, cts.Token);
-        Assert.True(await HostSide.WaitForCloseAsync(host, TimeSpan.FromSeconds(5)));
+        Assert.True(await host.WaitForCloseAsync(TimeSpan.FromSeconds(5)));
         Scenario.AssertClean(guest);
     }
 
     [Fact]
     public async Task A_guest_that_never_ends_its_message_is_reset_at_its_credit_and_the_host_sees_nothing_of_it()
     {
-        await using var daemon = await DaemonHost.StartAsync(1, vm => vm with { TxBufferSize = 16384 });
+        await using var daemon = await InProcessDaemon.StartAsync(1, vm => vm with { TxBufferSize = 16384 });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Timeout);
         var port = Scenario.NextPort();
-        using var listener = ListenSeqpacket($"{daemon[0].UdsPath}_{port}");
+        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port, SocketKind.Seqpacket);
         var connect = guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token, SocketKind.Seqpacket);
         using var host = await listener.AcceptAsync(cts.Token);
         var stream = await connect;
@@ -289,7 +277,7 @@ public sealed class SeqpacketTests
     [Fact]
     public async Task Sibling_guests_exchange_messages_whole_with_credit_enforced()
     {
-        await using var daemon = await DaemonHost.StartAsync(2);
+        await using var daemon = await InProcessDaemon.StartAsync(2);
         await using var a = SyntheticGuest.Connect(daemon[0].Socket);
         await using var b = SyntheticGuest.Connect(daemon[1].Socket);
         using var cts = new CancellationTokenSource(Timeout);
@@ -311,7 +299,7 @@ public sealed class SeqpacketTests
         var seed = 400;
         foreach (var length in Lengths(30, 15))
         {
-            var message = GuestIo.Pattern(length, ++seed);
+            var message = TestPattern.RandomBytes(length, ++seed);
             await client.SendMessageAsync(message, endOfRecord: length % 2 == 0, cts.Token);
             var buffer = new byte[300_000];
             var back = await client.ReceiveMessageAsync(buffer, cts.Token);

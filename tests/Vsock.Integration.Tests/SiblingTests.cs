@@ -14,7 +14,7 @@ public sealed class SiblingTests
     [Fact]
     public async Task Siblings_in_a_group_stream_4MiB_each_way_in_64KiB_packets_over_4KiB_rx_buffers()
     {
-        await using var daemon = await DaemonHost.StartAsync(2);
+        await using var daemon = await InProcessDaemon.StartAsync(2);
         await using var a = SyntheticGuest.Connect(daemon[0].Socket);
         await using var b = SyntheticGuest.Connect(daemon[1].Socket);
         using var cts = new CancellationTokenSource(Timeout);
@@ -24,12 +24,12 @@ public sealed class SiblingTests
         var server = await accept;
         Assert.Equal(3ul, server.PeerCid);
 
-        var up = GuestIo.Pattern(4 << 20, 1);
-        var down = GuestIo.Pattern(4 << 20, 2);
+        var up = TestPattern.RandomBytes(4 << 20, 1);
+        var down = TestPattern.RandomBytes(4 << 20, 2);
         var write1 = Task.Run(async () => { await client.WriteAsync(up, cts.Token); client.ShutdownWrite(); });
         var write2 = Task.Run(async () => { await server.WriteAsync(down, cts.Token); server.ShutdownWrite(); });
-        var read1 = GuestIo.ReadToEndAsync(server, cts.Token);
-        var read2 = GuestIo.ReadToEndAsync(client, cts.Token);
+        var read1 = server.ReadToEndAsync(cts.Token);
+        var read2 = client.ReadToEndAsync(cts.Token);
         await Task.WhenAll(write1, write2);
         // A 64 KiB packet arrives whole, split over 4 KiB RX buffers, not truncated.
         Assert.Equal(Scenario.Hash(up), Scenario.Hash(await read1));
@@ -45,7 +45,7 @@ public sealed class SiblingTests
     [Fact]
     public async Task A_sibling_without_a_common_group_is_refused_at_once()
     {
-        await using var daemon = await DaemonHost.StartAsync(2, vm => vm with { Groups = [vm.GuestCid == 3 ? "red" : "blue"] });
+        await using var daemon = await InProcessDaemon.StartAsync(2, vm => vm with { Groups = [vm.GuestCid == 3 ? "red" : "blue"] });
         await using var a = SyntheticGuest.Connect(daemon[0].Socket);
         await using var b = SyntheticGuest.Connect(daemon[1].Socket);
         using var listener = b.Listen(5000);
@@ -59,7 +59,7 @@ public sealed class SiblingTests
     [Fact]
     public async Task When_a_sibling_vmm_goes_away_the_other_guest_sees_its_streams_reset()
     {
-        await using var daemon = await DaemonHost.StartAsync(2);
+        await using var daemon = await InProcessDaemon.StartAsync(2);
         await using var a = SyntheticGuest.Connect(daemon[0].Socket);
         var b = SyntheticGuest.Connect(daemon[1].Socket);
         using var cts = new CancellationTokenSource(Timeout);
@@ -78,14 +78,14 @@ public sealed class SiblingTests
         var accept2 = listener2.AcceptAsync(cts.Token);
         var again = await a.ConnectAsync(4, 5001, TimeSpan.FromSeconds(2), cts.Token);
         var server2 = await accept2;
-        await again.WriteAsync(GuestIo.Pattern(1000, 3), cts.Token);
-        Assert.Equal(GuestIo.Pattern(1000, 3), await GuestIo.ReadExactlyAsync(server2, 1000, cts.Token));
+        await again.WriteAsync(TestPattern.RandomBytes(1000, 3), cts.Token);
+        Assert.Equal(TestPattern.RandomBytes(1000, 3), await server2.ReadExactlyAsync(1000, cts.Token));
     }
 
     [Fact]
     public async Task A_guest_that_ignores_its_siblings_credit_is_reset_and_the_sibling_is_told()
     {
-        await using var daemon = await DaemonHost.StartAsync(2);
+        await using var daemon = await InProcessDaemon.StartAsync(2);
         await using var a = SyntheticGuest.Connect(daemon[0].Socket);
         await using var b = SyntheticGuest.Connect(daemon[1].Socket, new SyntheticGuestOptions { BufAlloc = 16 * 1024 });
         using var cts = new CancellationTokenSource(Timeout);

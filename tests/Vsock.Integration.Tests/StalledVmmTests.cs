@@ -25,7 +25,7 @@ public sealed class StalledVmmTests(ITestOutputHelper output)
     [Fact]
     public async Task A_vmm_that_stalls_mid_request_does_not_slow_its_guests_streams()
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket, SyntheticGuestOptions.Default with { RecordReceived = false });
         await using var stream = await EndlessStream.StartAsync(guest, daemon[0].UdsPath!);
         Assert.True(await stream.AdvancesAsync(1 << 20, Scenario.Timeout), "the stream does not move");
@@ -54,7 +54,7 @@ public sealed class StalledVmmTests(ITestOutputHelper output)
     [Fact]
     public async Task A_vmm_that_trickles_a_byte_every_100_ms_is_cut_off_at_the_deadline_of_its_first_byte()
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 2);
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 2);
         await using var bystander = SyntheticGuest.Connect(daemon[1].Socket);
         await using var busy = await EndlessStream.StartAsync(bystander, daemon[1].UdsPath!);
 
@@ -93,7 +93,7 @@ public sealed class StalledVmmTests(ITestOutputHelper output)
     [Fact]
     public async Task A_vmm_that_floods_requests_and_never_reads_a_reply_is_disconnected_and_the_other_vm_keeps_working()
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 2);
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 2);
         await using var bystander = SyntheticGuest.Connect(daemon[1].Socket);
         await using var busy = await EndlessStream.StartAsync(bystander, daemon[1].UdsPath!);
 
@@ -130,7 +130,7 @@ public sealed class StalledVmmTests(ITestOutputHelper output)
     [Fact]
     public async Task A_vmm_that_stops_reading_with_a_few_replies_waiting_is_disconnected_at_the_unread_replies_deadline()
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 2);
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 2);
         await using var bystander = SyntheticGuest.Connect(daemon[1].Socket);
         using var vmm = VhostUserClient.Connect(daemon[0].Socket, Scenario.Timeout);
 
@@ -160,7 +160,7 @@ public sealed class StalledVmmTests(ITestOutputHelper output)
     [InlineData(Stall.RepliesUnread)]
     public async Task A_device_whose_vmm_stalls_stops_promptly(Stall stall)
     {
-        await using var daemon = await DaemonHost.StartAsync(vmCount: 2);
+        await using var daemon = await InProcessDaemon.StartAsync(vmCount: 2);
         await using var bystander = SyntheticGuest.Connect(daemon[1].Socket);
         await using var victim = SyntheticGuest.Connect(daemon[0].Socket);
         if (stall == Stall.MidRequest)
@@ -203,7 +203,7 @@ public sealed class StalledVmmTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task<IActorRef> CurrentDeviceAsync(DaemonHost daemon, ulong cid)
+    private static async Task<IActorRef> CurrentDeviceAsync(InProcessDaemon daemon, ulong cid)
     {
         var registry = daemon.Services.GetRequiredService<ActorRegistry>();
         var devices = await registry.GetAsync<VsockDevicesActor>();

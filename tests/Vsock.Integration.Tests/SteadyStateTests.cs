@@ -27,13 +27,11 @@ public sealed class SteadyStateTests
     [InlineData(true)]
     public async Task A_host_stream_rents_no_pooled_buffer_while_16_MiB_move_each_way(bool slowHostReader)
     {
-        await using var daemon = await DaemonHost.StartAsync();
+        await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket, new SyntheticGuestOptions { RecordReceived = false });
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         using var listener = guest.Listen(5000);
-        var (host, reply) = await HostSide.ConnectAsync(daemon[0].UdsPath!, 5000, Scenario.Timeout);
-        using var _ = host;
-        Assert.Equal("OK 5000\n", reply);
+        using var host = await HostVsock.ConnectAsync(daemon[0].UdsPath!, 5000, Scenario.Timeout);
         var stream = await listener.AcceptAsync(cts.Token);
         var before = PayloadPool.Rents;
 
@@ -55,12 +53,12 @@ public sealed class SteadyStateTests
     /// </summary>
     private static async Task ExchangeAsync(Socket host, GuestStream stream, int count, int seed, bool slowHostReader, CancellationToken ct)
     {
-        var toGuest = GuestIo.Pattern(count, seed);
-        var toHost = GuestIo.Pattern(count, seed + 100);
-        var hostSend = HostSide.SendAllAsync(host, toGuest, ct);
-        var guestReceive = GuestIo.ReadExactlyAsync(stream, count, ct);
+        var toGuest = TestPattern.RandomBytes(count, seed);
+        var toHost = TestPattern.RandomBytes(count, seed + 100);
+        var hostSend = host.SendAllAsync(toGuest, ct);
+        var guestReceive = stream.ReadExactlyAsync(count, ct);
         var guestSend = stream.WriteAsync(toHost, ct).AsTask();
-        var hostReceive = slowHostReader ? SlowReceiveAsync(host, count, ct) : DataPathTests.ReceiveExactlyAsync(host, count, ct);
+        var hostReceive = slowHostReader ? SlowReceiveAsync(host, count, ct) : host.ReadExactlyAsync(count, ct);
         await Task.WhenAll(hostSend, guestReceive, guestSend, hostReceive);
         Assert.Equal(Scenario.Hash(toGuest), Scenario.Hash(await guestReceive));
         Assert.Equal(Scenario.Hash(toHost), Scenario.Hash(await hostReceive));

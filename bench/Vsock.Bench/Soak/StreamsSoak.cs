@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using Vsock.Testing;
+using Vsock.Testing.HostSide;
 
 namespace Vsock.Bench.Soak;
 
@@ -48,7 +49,7 @@ internal static class StreamsSoak
                 {
                     if (n < hostInitiated)
                     {
-                        var host = await HostSockets.ConnectAsync(daemon.UdsPath, HostPort, cts.Token);
+                        var host = await HostVsock.ConnectAsync(daemon.UdsPath, HostPort, cts.Token);
                         pairs[n] = (host, await guestListener.AcceptAsync(cts.Token));
                     }
                     else

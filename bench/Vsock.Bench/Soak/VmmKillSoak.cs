@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 using Vsock.Testing;
+using Vsock.Testing.HostSide;
 
 namespace Vsock.Bench.Soak;
 
@@ -82,7 +83,7 @@ internal static class VmmKillSoak
             var ready = await child.StandardOutput.ReadLineAsync(cts.Token);
             if (ready != "READY")
                 throw new IOException($"the VMM process said '{ready}': {await child.StandardError.ReadToEndAsync(cts.Token)}");
-            using var echo = await HostSockets.ConnectAsync(daemon.UdsPath, EchoPort, cts.Token);
+            using var echo = await HostVsock.ConnectAsync(daemon.UdsPath, EchoPort, cts.Token);
             using var fromGuest = await hostListener.AcceptAsync(cts.Token);
 
             var sending = SendForeverAsync(echo, seed: 0, cts.Token);

@@ -1,3 +1,5 @@
+using Vsock.Testing.HostSide;
+
 namespace Vsock.E2E.Tests.Rig;
 
 /// <summary>
@@ -16,19 +18,15 @@ public static class DaemonLocator
     private static readonly string[] Configurations = ["Release", "Debug"];
 #endif
 
-    /// <summary>The program to start and the arguments that precede the daemon's own.</summary>
-    public static (string FileName, IReadOnlyList<string> PrefixArguments) Resolve()
+    /// <summary>The daemon to start.</summary>
+    public static DaemonCommand Resolve()
     {
         var overridePath = Environment.GetEnvironmentVariable(EnvironmentVariable);
         if (!string.IsNullOrWhiteSpace(overridePath))
         {
             if (!File.Exists(overridePath))
-            {
                 throw new FileNotFoundException($"{EnvironmentVariable}={overridePath} does not exist", overridePath);
-            }
-            return overridePath.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
-                ? (DotnetHost(), [Path.GetFullPath(overridePath)])
-                : (Path.GetFullPath(overridePath), []);
+            return DaemonCommand.For(overridePath);
         }
         var candidates = Configurations
             .Select(c => Path.Combine(RepoPaths.Root, "src", "Vsock.Launcher", "bin", c, "net10.0", Dll))
@@ -37,10 +35,6 @@ public static class DaemonLocator
             ?? throw new FileNotFoundException(
                 $"the daemon is not built: none of {string.Join(", ", candidates)} exists. "
                 + $"Build it with 'dotnet build src/Vsock.Launcher' or set {EnvironmentVariable}.");
-        return (DotnetHost(), [found]);
+        return DaemonCommand.For(found);
     }
-
-    // The SDK tells test hosts which dotnet runs them; fall back to PATH.
-    private static string DotnetHost() =>
-        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
 }

@@ -40,7 +40,7 @@ public sealed class E2EScenario : IAsyncDisposable
 
     public async Task<DaemonProcess> StartDaemonAsync(IReadOnlyList<string> arguments, IReadOnlyList<string> sockets, IReadOnlyList<string>? udsPaths = null)
     {
-        var daemon = await DaemonProcess.StartAsync(arguments, sockets, udsPaths);
+        var daemon = await DaemonProcess.StartAsync(DaemonLocator.Resolve(), arguments, sockets, udsPaths);
         lock (gate)
         {
             daemons.Add(daemon);

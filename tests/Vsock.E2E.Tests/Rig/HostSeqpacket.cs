@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using System.Text;
 
 namespace Vsock.E2E.Tests.Rig;
 
@@ -11,23 +10,15 @@ public sealed record SeqpacketEcho(int Messages, long Bytes, ulong Sha, string? 
 }
 
 /// <summary>
-/// Host applications of the SEQPACKET paths (issue 12): a SOCK_SEQPACKET listener on <c>&lt;uds_path&gt;_P</c> that
-/// echoes every message whole, and a client of <c>&lt;uds_path&gt;_seqpacket</c> that speaks the CONNECT and OK
-/// messages. A message is read with a buffer one byte larger than any the tests send, so a truncation would show.
+/// Host applications of the SEQPACKET paths (issue 12), on the sockets of <see cref="HostVsock"/>: an echo of every
+/// message whole on an accepted <c>&lt;uds_path&gt;_P</c> connection, and an exchange of the guest program's messages
+/// over a <c>&lt;uds_path&gt;_seqpacket</c> stream. A message is read with a buffer one byte larger than any the tests
+/// send, so a truncation would show.
 /// </summary>
 public static class HostSeqpacket
 {
     /// <summary>Larger than any message of the tests (200,000 bytes at most; tx-buffer-size 262144).</summary>
     public const int MaxMessage = 262144;
-
-    public static Socket Listen(string path)
-    {
-        File.Delete(path);
-        var socket = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
-        socket.Bind(new UnixDomainSocketEndPoint(path));
-        socket.Listen(16);
-        return socket;
-    }
 
     /// <summary>Accepts one connection on <paramref name="listener"/> and echoes its messages until EOF.</summary>
     public static async Task<SeqpacketEcho> AcceptAndEchoAsync(Socket listener, CancellationToken cancellationToken)
@@ -55,42 +46,6 @@ public static class HostSeqpacket
         catch (SocketException e)
         {
             return new SeqpacketEcho(messages, bytes, sha, e.SocketErrorCode.ToString());
-        }
-    }
-
-    /// <summary>
-    /// Opens a SEQPACKET stream to guest port <paramref name="port"/> through <c>&lt;uds_path&gt;_seqpacket</c>: the
-    /// first message is <c>CONNECT port\n</c>, the answer one message <c>OK port\n</c>. Throws
-    /// <see cref="GuestRefusedException"/> if the daemon closes the socket instead.
-    /// </summary>
-    public static async Task<Socket> ConnectAsync(string udsPath, uint port, CancellationToken cancellationToken)
-    {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
-        try
-        {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(udsPath + "_seqpacket"), cancellationToken);
-            await socket.SendAsync(Encoding.ASCII.GetBytes($"CONNECT {port}\n"), SocketFlags.None, cancellationToken);
-            var reply = new byte[64];
-            int n;
-            try
-            {
-                n = await socket.ReceiveAsync(reply, SocketFlags.None, cancellationToken);
-            }
-            catch (SocketException e)
-            {
-                throw new GuestRefusedException($"CONNECT {port} (SEQPACKET): {e.SocketErrorCode}");
-            }
-            if (n == 0)
-                throw new GuestRefusedException($"CONNECT {port} (SEQPACKET): the daemon closed the connection without OK");
-            var line = Encoding.ASCII.GetString(reply, 0, n);
-            if (line != $"OK {port}\n")
-                throw new IOException($"CONNECT {port} (SEQPACKET): expected the message 'OK {port}\\n', got '{line}'");
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
         }
     }
 

@@ -80,7 +80,7 @@ public sealed class ClusterNode : IAsyncDisposable
         var sockets = vms.Select(vm => Path.Combine(directory, $"vm{vm.Cid}.sock")).ToList();
         foreach (var stale in sockets)
             File.Delete(stale); // a killed daemon leaves its sockets; "ready" must mean the new one made them
-        return DaemonProcess.StartAsync(arguments, sockets, vms.Select(vm => Path.Combine(directory, $"vm{vm.Cid}.vsock")).ToList(),
+        return DaemonProcess.StartAsync(DaemonLocator.Resolve(), arguments, sockets, vms.Select(vm => Path.Combine(directory, $"vm{vm.Cid}.vsock")).ToList(),
             TimeSpan.FromSeconds(60));
     }
 

@@ -38,13 +38,13 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
             var server = await accept;
             Assert.Equal(3ul, server.PeerCid);
 
-            var up = GuestIo.Pattern(4 << 20, 11);
-            var down = GuestIo.Pattern(4 << 20, 12);
+            var up = TestPattern.RandomBytes(4 << 20, 11);
+            var down = TestPattern.RandomBytes(4 << 20, 12);
             var clock = Stopwatch.StartNew();
             var write1 = Task.Run(async () => { await client.WriteAsync(up, cts.Token); client.ShutdownWrite(); });
             var write2 = Task.Run(async () => { await server.WriteAsync(down, cts.Token); server.ShutdownWrite(); });
-            var read1 = GuestIo.ReadToEndAsync(server, cts.Token);
-            var read2 = GuestIo.ReadToEndAsync(client, cts.Token);
+            var read1 = server.ReadToEndAsync(cts.Token);
+            var read2 = client.ReadToEndAsync(cts.Token);
             await Task.WhenAll(write1, write2);
             Assert.Equal(Scenario.Hash(up), Scenario.Hash(await read1));
             Assert.Equal(Scenario.Hash(down), Scenario.Hash(await read2));
@@ -110,8 +110,8 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
             var stream = await ConnectEventuallyAsync(b4, 3, 5000, cts.Token);
             var accepted = await accept;
             Assert.Equal(4ul, accepted.PeerCid);
-            await stream.WriteAsync(GuestIo.Pattern(1000, 5), cts.Token);
-            Assert.Equal(GuestIo.Pattern(1000, 5), await GuestIo.ReadExactlyAsync(accepted, 1000, cts.Token));
+            await stream.WriteAsync(TestPattern.RandomBytes(1000, 5), cts.Token);
+            Assert.Equal(TestPattern.RandomBytes(1000, 5), await accepted.ReadExactlyAsync(1000, cts.Token));
             Assert.Equal(0, onB.PendingCount);
 
             // The refused VM reaches no sibling, at once.
@@ -150,8 +150,8 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
             var accept = listener.AcceptAsync(cts.Token);
             var stream = await ConnectEventuallyAsync(g3, 4, 5001, cts.Token);
             var server = await accept;
-            await stream.WriteAsync(GuestIo.Pattern(1000, 3), cts.Token);
-            Assert.Equal(GuestIo.Pattern(1000, 3), await GuestIo.ReadExactlyAsync(server, 1000, cts.Token));
+            await stream.WriteAsync(TestPattern.RandomBytes(1000, 3), cts.Token);
+            Assert.Equal(TestPattern.RandomBytes(1000, 3), await server.ReadExactlyAsync(1000, cts.Token));
         });
     }
 
@@ -213,8 +213,8 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
             var accept = listener.AcceptAsync(cts.Token);
             var stream = await ConnectEventuallyAsync(g3, 4, 5001, cts.Token);
             var server = await accept;
-            var data = GuestIo.Pattern(1 << 20, 21);
-            var read = GuestIo.ReadToEndAsync(server, cts.Token);
+            var data = TestPattern.RandomBytes(1 << 20, 21);
+            var read = server.ReadToEndAsync(cts.Token);
             await stream.WriteAsync(data, cts.Token);
             stream.ShutdownWrite();
             Assert.Equal(Scenario.Hash(data), Scenario.Hash(await read));
@@ -260,8 +260,8 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
             var accept = listener.AcceptAsync(cts.Token);
             var stream = await ConnectEventuallyAsync(g3, 4, 5001, cts.Token);
             var server = await accept;
-            await stream.WriteAsync(GuestIo.Pattern(4096, 31), cts.Token);
-            Assert.Equal(GuestIo.Pattern(4096, 31), await GuestIo.ReadExactlyAsync(server, 4096, cts.Token));
+            await stream.WriteAsync(TestPattern.RandomBytes(4096, 31), cts.Token);
+            Assert.Equal(TestPattern.RandomBytes(4096, 31), await server.ReadExactlyAsync(4096, cts.Token));
         });
     }
 
@@ -290,9 +290,9 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
             var accept = listener.AcceptAsync(cts.Token);
             var toFour = await ConnectEventuallyAsync(g3, 4, 6000, cts.Token);
             var atFour = await accept;
-            var data = GuestIo.Pattern(2 << 20, 41);
+            var data = TestPattern.RandomBytes(2 << 20, 41);
             var write = Task.Run(async () => { await toFour.WriteAsync(data, cts.Token); toFour.ShutdownWrite(); });
-            var read = GuestIo.ReadToEndAsync(atFour, cts.Token);
+            var read = atFour.ReadToEndAsync(cts.Token);
 
             var clock = Stopwatch.StartNew();
             await c.KillAsync();

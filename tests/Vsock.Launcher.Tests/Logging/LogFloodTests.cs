@@ -3,6 +3,8 @@ using System.Net.Sockets;
 using System.Text;
 using Vsock.Launcher.Tests.Daemon;
 using Vsock.Testing;
+using Vsock.Testing.HostSide;
+using DaemonProcess = Vsock.Launcher.Tests.Daemon.DaemonProcess;
 using Vsock.Testing.Packets;
 using Xunit.Abstractions;
 
@@ -123,22 +125,10 @@ public sealed class LogFloodTests(ITestOutputHelper output) : IDisposable
         await host.ConnectAsync(new UnixDomainSocketEndPoint(udsPath), cts.Token);
         await host.SendAsync("CONNECT 5000\nping"u8.ToArray(), cts.Token);
         var stream = await listener.AcceptAsync(cts.Token);
-        var got = new byte["OK 5000\n".Length];
-        var n = 0;
-        while (n < got.Length)
-            n += await host.ReceiveAsync(got.AsMemory(n), cts.Token);
-        Assert.Equal("OK 5000\n", Encoding.ASCII.GetString(got));
-        var ping = new byte[4];
-        n = 0;
-        while (n < 4)
-            n += await stream.ReadAsync(ping.AsMemory(n), cts.Token);
-        Assert.Equal("ping", Encoding.ASCII.GetString(ping));
+        Assert.Equal("OK 5000\n", Encoding.ASCII.GetString(await host.ReadExactlyAsync("OK 5000\n".Length, cts.Token)));
+        Assert.Equal("ping", Encoding.ASCII.GetString(await stream.ReadExactlyAsync(4, cts.Token)));
         await stream.WriteAsync("pong"u8.ToArray(), cts.Token);
-        var pong = new byte[4];
-        n = 0;
-        while (n < 4)
-            n += await host.ReceiveAsync(pong.AsMemory(n), cts.Token);
-        Assert.Equal("pong", Encoding.ASCII.GetString(pong));
+        Assert.Equal("pong", Encoding.ASCII.GetString(await host.ReadExactlyAsync(4, cts.Token)));
         await stream.CloseAsync();
     }
 }

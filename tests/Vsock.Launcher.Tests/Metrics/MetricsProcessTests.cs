@@ -5,6 +5,8 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Vsock.Launcher.Tests.Daemon;
 using Vsock.Testing;
+using Vsock.Testing.HostSide;
+using DaemonProcess = Vsock.Launcher.Tests.Daemon.DaemonProcess;
 
 namespace Vsock.Launcher.Tests.Metrics;
 
@@ -43,40 +45,32 @@ public sealed partial class MetricsProcessTests : IDisposable
         Assert.Equal(0, before[$"vsock_connections_open{Cid}"]);
 
         using var cts = new CancellationTokenSource(Timeout);
-        byte[] toGuest = Pattern(100_000, 1), fromGuest = Pattern(50_000, 2), toHost = Pattern(30_000, 3), fromHost = Pattern(20_000, 4);
+        byte[] toGuest = TestPattern.RandomBytes(100_000, 1), fromGuest = TestPattern.RandomBytes(50_000, 2), toHost = TestPattern.RandomBytes(30_000, 3), fromHost = TestPattern.RandomBytes(20_000, 4);
         await using (var guest = SyntheticGuest.Connect(socket))
         {
             // Host-initiated: CONNECT 5000, 100 kB to the guest, 50 kB back.
             using var guestListener = guest.Listen(5000);
-            using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await client.ConnectAsync(new UnixDomainSocketEndPoint(uds), cts.Token);
-            await client.SendAsync(Encoding.ASCII.GetBytes("CONNECT 5000\n"), cts.Token);
+            using var client = await HostVsock.ConnectAsync(uds, 5000, cts.Token);
             var accepted = await guestListener.AcceptAsync(cts.Token);
-            Assert.Equal("OK 5000\n", Encoding.ASCII.GetString(await ReceiveAsync(client, 8, cts.Token)));
-            await client.SendAsync(toGuest, cts.Token);
-            Assert.Equal(toGuest, await ReadAsync(accepted, toGuest.Length, cts.Token));
+            await client.SendAllAsync(toGuest, cts.Token);
+            Assert.Equal(toGuest, await accepted.ReadExactlyAsync(toGuest.Length, cts.Token));
             await accepted.WriteAsync(fromGuest, cts.Token);
-            Assert.Equal(fromGuest, await ReceiveAsync(client, fromGuest.Length, cts.Token));
+            Assert.Equal(fromGuest, await client.ReadExactlyAsync(fromGuest.Length, cts.Token));
 
             // Guest-initiated: to CID 2 port 6000, where a host program listens on uds_6000; 30 kB out, 20 kB back.
-            using var hostListener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            hostListener.Bind(new UnixDomainSocketEndPoint($"{uds}_6000"));
-            hostListener.Listen();
+            using var hostListener = HostVsock.Listen(uds, 6000);
             var connected = await guest.ConnectAsync(2, 6000, Timeout, cts.Token);
             using var server = await hostListener.AcceptAsync(cts.Token);
             await connected.WriteAsync(toHost, cts.Token);
-            Assert.Equal(toHost, await ReceiveAsync(server, toHost.Length, cts.Token));
-            await server.SendAsync(fromHost, cts.Token);
-            Assert.Equal(fromHost, await ReadAsync(connected, fromHost.Length, cts.Token));
+            Assert.Equal(toHost, await server.ReadExactlyAsync(toHost.Length, cts.Token));
+            await server.SendAllAsync(fromHost, cts.Token);
+            Assert.Equal(fromHost, await connected.ReadExactlyAsync(fromHost.Length, cts.Token));
 
             // Refused both ways: no host listener on 7000; no guest listener on 7001 (the host client is closed).
             await Assert.ThrowsAsync<GuestConnectionRefusedException>(() => guest.ConnectAsync(2, 7000, Timeout, cts.Token));
-            using (var refused = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
-            {
-                await refused.ConnectAsync(new UnixDomainSocketEndPoint(uds), cts.Token);
-                await refused.SendAsync(Encoding.ASCII.GetBytes("CONNECT 7001\n"), cts.Token);
-                Assert.Empty(await ReceiveAsync(refused, 1, cts.Token));
-            }
+            var (refused, reply) = await HostVsock.SendConnectAsync(uds, 7001, cts.Token);
+            using (refused)
+                Assert.Equal("", reply);
 
             // Both streams closed by the guest (SHUTDOWN, then the daemon's RST: a normal close, not a reset).
             await accepted.CloseAsync();
@@ -151,40 +145,5 @@ public sealed partial class MetricsProcessTests : IDisposable
                 return series;
             await Task.Delay(50);
         }
-    }
-
-    private static byte[] Pattern(int length, int seed)
-    {
-        var data = new byte[length];
-        new Random(seed).NextBytes(data);
-        return data;
-    }
-
-    private static async Task<byte[]> ReceiveAsync(Socket socket, int length, CancellationToken cancellationToken)
-    {
-        var buffer = new byte[length];
-        int received = 0;
-        while (received < length)
-        {
-            int n = await socket.ReceiveAsync(buffer.AsMemory(received), cancellationToken);
-            if (n == 0)
-                break;
-            received += n;
-        }
-        return buffer[..received];
-    }
-
-    private static async Task<byte[]> ReadAsync(GuestStream stream, int length, CancellationToken cancellationToken)
-    {
-        var buffer = new byte[length];
-        int read = 0;
-        while (read < length)
-        {
-            int n = await stream.ReadAsync(buffer.AsMemory(read), cancellationToken);
-            if (n == 0)
-                break;
-            read += n;
-        }
-        return buffer[..read];
     }
 }

@@ -2,6 +2,8 @@ using System.Net.Sockets;
 using System.Text;
 using Vsock.Launcher.Tests.Daemon;
 using Vsock.Testing;
+using Vsock.Testing.HostSide;
+using DaemonProcess = Vsock.Launcher.Tests.Daemon.DaemonProcess;
 
 namespace Vsock.Launcher.Tests.Publish;
 
@@ -43,13 +45,11 @@ public sealed class PublishedBinaryTests(PublishedBinary published) : IClassFixt
             await host.SendAsync(Encoding.ASCII.GetBytes("CONNECT 5000\nping"), cts.Token);
 
             var stream = await listener.AcceptAsync(cts.Token);
-            Assert.Equal("OK 5000\n", await ReceiveTextAsync(host, "OK 5000\n".Length, cts.Token));
-            var fromHost = new byte[4];
-            Assert.Equal(4, await ReadExactlyAsync(stream, fromHost, cts.Token));
-            Assert.Equal("ping", Encoding.ASCII.GetString(fromHost));
+            Assert.Equal("OK 5000\n", Encoding.ASCII.GetString(await host.ReadExactlyAsync("OK 5000\n".Length, cts.Token)));
+            Assert.Equal("ping", Encoding.ASCII.GetString(await stream.ReadExactlyAsync(4, cts.Token)));
 
             await stream.WriteAsync(Encoding.ASCII.GetBytes("pong"), cts.Token);
-            Assert.Equal("pong", await ReceiveTextAsync(host, 4, cts.Token));
+            Assert.Equal("pong", Encoding.ASCII.GetString(await host.ReadExactlyAsync(4, cts.Token)));
             await stream.CloseAsync();
         }
 
@@ -73,32 +73,5 @@ public sealed class PublishedBinaryTests(PublishedBinary published) : IClassFixt
         Assert.Contains("vsock_vmm_sessions_total{guest_cid=\"3\"} 0\n", text);
         daemon.Signal("-TERM");
         Assert.Equal(0, daemon.WaitForExit());
-    }
-
-    private static async Task<string> ReceiveTextAsync(Socket socket, int length, CancellationToken cancellationToken)
-    {
-        var buffer = new byte[length];
-        int received = 0;
-        while (received < length)
-        {
-            int n = await socket.ReceiveAsync(buffer.AsMemory(received), cancellationToken);
-            if (n == 0)
-                break;
-            received += n;
-        }
-        return Encoding.ASCII.GetString(buffer, 0, received);
-    }
-
-    private static async Task<int> ReadExactlyAsync(GuestStream stream, byte[] buffer, CancellationToken cancellationToken)
-    {
-        int read = 0;
-        while (read < buffer.Length)
-        {
-            int n = await stream.ReadAsync(buffer.AsMemory(read), cancellationToken);
-            if (n == 0)
-                break;
-            read += n;
-        }
-        return read;
     }
 }

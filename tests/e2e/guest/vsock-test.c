@@ -7,7 +7,7 @@
  *
  * Data is a position-addressable pseudo-random stream (splitmix64 of the
  * 8-byte block index plus a seed) so the host can regenerate any byte, and
- * checksums are 64-bit FNV-1a; tests/Vsock.E2E.Tests/Rig/TestPattern.cs is the
+ * checksums are 64-bit FNV-1a; src/Vsock.Testing/HostSide/TestPattern.cs is the
  * C# twin of both and must stay byte-for-byte identical.
  */
 #define _GNU_SOURCE

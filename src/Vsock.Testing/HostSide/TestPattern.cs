@@ -1,13 +1,13 @@
 using System.Buffers.Binary;
 
-namespace Vsock.E2E.Tests.Rig;
+namespace Vsock.Testing.HostSide;
 
 /// <summary>
 /// The data stream and checksum shared with the guest program (tests/e2e/guest/vsock-test.c):
 /// byte <c>i</c> of stream <c>seed</c> is byte <c>i % 8</c> (little-endian) of
 /// <c>splitmix64(seed * 2^32 + i / 8)</c>; checksums are 64-bit FNV-1a. Position-addressable, so
-/// either side can verify any chunk without buffering the whole transfer. Also compiled into
-/// tests/Vsock.InGuest (linked file), which runs inside guests.
+/// either side can verify any chunk without buffering the whole transfer (<see cref="PatternTransfer"/>).
+/// <see cref="RandomBytes"/> is for tests that only need some data of a length, different per seed.
 /// </summary>
 public static class TestPattern
 {
@@ -42,9 +42,7 @@ public static class TestPattern
                 continue;
             }
             for (; lane < 8 && i < destination.Length; lane++, i++)
-            {
                 destination[i] = (byte)(block >> (8 * lane));
-            }
         }
     }
 
@@ -93,6 +91,14 @@ public static class TestPattern
         var message = new byte[SeqLength(index, seed)];
         Fill(message, 0, SeqStream(index, seed));
         return message;
+    }
+
+    /// <summary>Deterministic pseudo-random bytes (<see cref="Random"/> seeded with <paramref name="seed"/>), different per seed.</summary>
+    public static byte[] RandomBytes(int length, int seed)
+    {
+        var data = new byte[length];
+        new Random(seed).NextBytes(data);
+        return data;
     }
 
     /// <summary>The guest prints checksums as 16 lower-case hex digits.</summary>

@@ -1,34 +1,54 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Vsock.E2E.Tests.Rig;
+namespace Vsock.Testing.HostSide;
 
 /// <summary>
-/// The daemon under test (<c>vhost-device-vsock</c>) as a child process: started with the reference's
-/// command line, ready once its vhost-user socket files exist (QEMU must not start before that: a
-/// frontend whose GET_FEATURES is not answered waits forever). Its stdout and stderr are kept as the log
-/// that failure messages print. Dispose ends it by PID (SIGTERM, SIGKILL after a grace period) and
-/// removes the socket files it was given.
+/// How to start the daemon: an executable (the published single-file <c>vhost-device-vsock</c>, or an installed one),
+/// or the framework-dependent <c>vhost-device-vsock.dll</c> run by the <c>dotnet</c> host.
+/// </summary>
+public sealed record DaemonCommand(string FileName, IReadOnlyList<string> PrefixArguments)
+{
+    /// <summary>A path to an executable, or to a .dll that the dotnet host runs (the one running this process, as test hosts are told).</summary>
+    public static DaemonCommand For(string path)
+    {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"no daemon at {path}", path);
+        return path.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
+            ? new DaemonCommand(DotnetHost(), [Path.GetFullPath(path)])
+            : new DaemonCommand(Path.GetFullPath(path), []);
+    }
+
+    // The SDK tells test hosts which dotnet runs them; fall back to PATH.
+    private static string DotnetHost() =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+}
+
+/// <summary>
+/// The daemon as a child process, as a user runs it (a <see cref="DaemonCommand"/> and the reference's command line),
+/// ready once its vhost-user socket files exist (a VMM must not start before that: a front end whose GET_FEATURES is
+/// not answered waits forever). Its stdout and stderr are kept as the log that failure messages print. Dispose ends
+/// it by PID (SIGTERM, SIGKILL after a grace period) and removes the socket files it was given.
 /// </summary>
 public sealed class DaemonProcess : IAsyncDisposable
 {
     private static readonly TimeSpan TerminateGrace = TimeSpan.FromSeconds(3);
 
-    private readonly Process process;
-    private readonly StringBuilder log = new();
-    private readonly IReadOnlyList<string> filesToRemove;
-    private readonly Task exited;
-    private int exitCode = -1;
-    private int disposed;
+    private readonly Process _process;
+    private readonly StringBuilder _log = new();
+    private readonly IReadOnlyList<string> _filesToRemove;
+    private readonly Task _exited;
+    private int _exitCode = -1;
+    private int _disposed;
 
     private DaemonProcess(Process process, string commandLine, IReadOnlyList<string> sockets, IReadOnlyList<string> filesToRemove)
     {
-        this.process = process;
+        _process = process;
         Pid = process.Id;
-        exited = WatchExitAsync();
+        _exited = WatchExitAsync();
         CommandLine = commandLine;
         Sockets = sockets;
-        this.filesToRemove = filesToRemove;
+        _filesToRemove = filesToRemove;
     }
 
     public int Pid { get; }
@@ -39,44 +59,41 @@ public sealed class DaemonProcess : IAsyncDisposable
     public IReadOnlyList<string> Sockets { get; }
 
     /// <summary>True once the daemon has exited (also after dispose).</summary>
-    public bool HasExited => exited.IsCompleted;
+    public bool HasExited => _exited.IsCompleted;
 
     /// <summary>The exit code, or -1 while it runs.</summary>
-    public int ExitCode => Volatile.Read(ref exitCode);
+    public int ExitCode => Volatile.Read(ref _exitCode);
 
     public string Log
     {
         get
         {
-            lock (log)
+            lock (_log)
             {
-                return log.ToString();
+                return _log.ToString();
             }
         }
     }
 
     /// <summary>
-    /// Starts the daemon with <paramref name="arguments"/> (exactly as a user would type them after
+    /// Starts <paramref name="command"/> with <paramref name="arguments"/> (exactly as a user would type them after
     /// <c>vhost-device-vsock</c>) and waits for every path in <paramref name="sockets"/> to exist.
     /// <paramref name="alsoRemove"/> lists further files to delete on dispose (the UDS paths).
     /// </summary>
-    public static async Task<DaemonProcess> StartAsync(
+    public static async Task<DaemonProcess> StartAsync(DaemonCommand command,
         IReadOnlyList<string> arguments, IReadOnlyList<string> sockets, IReadOnlyList<string>? alsoRemove = null, TimeSpan? timeout = null)
     {
-        var (fileName, prefix) = DaemonLocator.Resolve();
-        var psi = new ProcessStartInfo(fileName)
+        var psi = new ProcessStartInfo(command.FileName)
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in prefix.Concat(arguments))
-        {
+        foreach (var arg in command.PrefixArguments.Concat(arguments))
             psi.ArgumentList.Add(arg);
-        }
         var commandLine = "vhost-device-vsock " + string.Join(' ', arguments);
-        var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {fileName}");
+        var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {command.FileName}");
         var daemon = new DaemonProcess(process, commandLine, sockets, [.. sockets, .. alsoRemove ?? []]);
         process.OutputDataReceived += (_, e) => daemon.AppendLog(e.Data);
         process.ErrorDataReceived += (_, e) => daemon.AppendLog(e.Data);
@@ -117,7 +134,7 @@ public sealed class DaemonProcess : IAsyncDisposable
     public async Task KillAsync(TimeSpan timeout)
     {
         ProcessSignals.KillNow(Pid);
-        await exited.WaitAsync(timeout);
+        await _exited.WaitAsync(timeout);
     }
 
     /// <summary>The log, headed by the command line and state, for failure messages.</summary>
@@ -126,9 +143,7 @@ public sealed class DaemonProcess : IAsyncDisposable
         var state = HasExited ? $"exited with code {ExitCode}" : "running";
         var text = new StringBuilder();
         if (problem is not null)
-        {
             text.Append("daemon: ").AppendLine(problem);
-        }
         text.AppendLine($"---- daemon log (pid {Pid}, {state}): {CommandLine} ----")
             .AppendLine(Log)
             .AppendLine("---- end of daemon log ----");
@@ -137,15 +152,13 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref disposed, 1) != 0)
-        {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
-        }
         if (!HasExited && ProcessSignals.Terminate(Pid))
         {
             try
             {
-                await exited.WaitAsync(TerminateGrace);
+                await _exited.WaitAsync(TerminateGrace);
             }
             catch (TimeoutException)
             {
@@ -155,17 +168,15 @@ public sealed class DaemonProcess : IAsyncDisposable
         try
         {
             if (!HasExited)
-            {
-                process.Kill(entireProcessTree: false);
-            }
+                _process.Kill(entireProcessTree: false);
         }
         catch (InvalidOperationException)
         {
             // Exited between the check and the kill.
         }
-        await exited;
-        process.Dispose();
-        foreach (var file in filesToRemove)
+        await _exited;
+        _process.Dispose();
+        foreach (var file in _filesToRemove)
         {
             try
             {
@@ -183,19 +194,17 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     private async Task WatchExitAsync()
     {
-        await process.WaitForExitAsync();
-        Volatile.Write(ref exitCode, process.ExitCode);
+        await _process.WaitForExitAsync();
+        Volatile.Write(ref _exitCode, _process.ExitCode);
     }
 
     private void AppendLog(string? line)
     {
         if (line is null)
-        {
             return;
-        }
-        lock (log)
+        lock (_log)
         {
-            log.AppendLine(line);
+            _log.AppendLine(line);
         }
     }
 }

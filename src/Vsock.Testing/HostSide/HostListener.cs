@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Vsock.E2E.Tests.Rig;
+namespace Vsock.Testing.HostSide;
 
 /// <summary>What a host-side listener saw on one accepted connection.</summary>
 public sealed record HostConnection(int Index, long BytesRead, ulong Sha, string? Error)
@@ -14,31 +14,32 @@ public sealed record HostConnection(int Index, long BytesRead, ulong Sha, string
 
 /// <summary>
 /// A host application listening where the daemon sends guest-initiated connections for port P
-/// (<c>&lt;uds_path&gt;_P</c>). Each accepted connection is served by <see cref="Behaviour"/> and recorded.
+/// (<c>&lt;uds_path&gt;_P</c>, <see cref="HostVsock.PortPath"/>), or at any path. Each accepted connection is served
+/// on its own task by a <see cref="Behaviour"/> or a function of the caller's, and recorded; for tests that let many
+/// guest connections arrive at once and check them afterwards. One connection at a time:
+/// <see cref="HostVsock.Listen"/> and <see cref="Socket.AcceptAsync(CancellationToken)"/>.
 /// </summary>
 public sealed class HostListener : IAsyncDisposable
 {
-    private readonly Socket listener;
-    private readonly CancellationTokenSource stop = new();
-    private readonly ConcurrentQueue<HostConnection> completed = new();
-    private readonly ConcurrentBag<Task> handlers = [];
-    private readonly Func<Socket, int, CancellationToken, Task<HostConnection>> behaviour;
-    private readonly Task acceptLoop;
-    private int accepted;
+    private readonly Socket _listener;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentQueue<HostConnection> _completed = new();
+    private readonly ConcurrentBag<Task> _handlers = [];
+    private readonly Func<Socket, int, CancellationToken, Task<HostConnection>> _serve;
+    private readonly Task _acceptLoop;
+    private int _accepted;
 
-    private HostListener(string path, Func<Socket, int, CancellationToken, Task<HostConnection>> behaviour)
+    private HostListener(string path, Func<Socket, int, CancellationToken, Task<HostConnection>> serve)
     {
         Path = path;
-        this.behaviour = behaviour;
-        listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(128);
-        acceptLoop = AcceptLoopAsync();
+        _serve = serve;
+        _listener = HostVsock.ListenAt(path);
+        _acceptLoop = AcceptLoopAsync();
     }
 
     public enum Behaviour
     {
-        /// <summary>Read to EOF, reply <c>SINK bytes=N sha=H\n</c> (what the guest's send mode checks), close.</summary>
+        /// <summary>Read to EOF, reply <c>SINK bytes=N sha=H\n</c> (what the guest program's send mode checks), close.</summary>
         SinkWithReply,
 
         /// <summary>Write back everything read; half-close at EOF.</summary>
@@ -50,13 +51,16 @@ public sealed class HostListener : IAsyncDisposable
 
     public string Path { get; }
 
-    public int Accepted => Volatile.Read(ref accepted);
+    public int Accepted => Volatile.Read(ref _accepted);
 
-    public IReadOnlyList<HostConnection> Completed => [.. completed.OrderBy(c => c.Index)];
+    public IReadOnlyList<HostConnection> Completed => [.. _completed.OrderBy(c => c.Index)];
+
+    /// <summary>Listens on <c>uds-path_port</c>; each connection served by <paramref name="behaviour"/>.</summary>
+    public static HostListener Start(string udsPath, uint port, Behaviour behaviour) => Start(HostVsock.PortPath(udsPath, port), behaviour);
 
     public static HostListener Start(string path, Behaviour behaviour) => Start(path, Serve(behaviour));
 
-    /// <summary>A listener whose connections are served by <paramref name="serve"/> (socket, 1-based index, cancellation).</summary>
+    /// <summary>A listener at <paramref name="path"/> whose connections are served by <paramref name="serve"/> (socket, 1-based index, cancellation).</summary>
     public static HostListener Start(string path, Func<Socket, int, CancellationToken, Task<HostConnection>> serve) => new(path, serve);
 
     public static Func<Socket, int, CancellationToken, Task<HostConnection>> Serve(Behaviour behaviour) => behaviour switch
@@ -71,12 +75,12 @@ public sealed class HostListener : IAsyncDisposable
     public async Task<IReadOnlyList<HostConnection>> WaitForConnectionsAsync(int count, TimeSpan timeout)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (completed.Count < count)
+        while (_completed.Count < count)
         {
             if (clock.Elapsed > timeout)
             {
                 throw new TimeoutException(
-                    $"host listener {Path}: {completed.Count} of {count} connections finished after {timeout.TotalSeconds:0} s "
+                    $"host listener {Path}: {_completed.Count} of {count} connections finished after {timeout.TotalSeconds:0} s "
                     + $"({Accepted} accepted): {string.Join("; ", Completed)}");
             }
             await Task.Delay(20);
@@ -86,26 +90,26 @@ public sealed class HostListener : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await stop.CancelAsync();
-        listener.Dispose();
+        await _stop.CancelAsync();
+        _listener.Dispose();
         try
         {
-            await acceptLoop;
-            await Task.WhenAll(handlers).WaitAsync(TimeSpan.FromSeconds(5));
+            await _acceptLoop;
+            await Task.WhenAll(_handlers).WaitAsync(TimeSpan.FromSeconds(5));
         }
         catch (Exception e) when (e is OperationCanceledException or TimeoutException or SocketException or ObjectDisposedException)
         {
             // Shutting down: unfinished handlers were cancelled.
         }
-        stop.Dispose();
+        _stop.Dispose();
         File.Delete(Path);
     }
 
     private static async Task<HostConnection> SinkWithReplyAsync(Socket socket, int index, CancellationToken ct)
     {
-        var (bytes, sha) = await HostVsock.ReadToEndAsync(socket, ct);
+        var (bytes, sha) = await PatternTransfer.ReceiveAsync(socket, ct);
         var reply = string.Create(CultureInfo.InvariantCulture, $"SINK bytes={bytes} sha={TestPattern.Hex(sha)}\n");
-        await HostVsock.SendAllAsync(socket, Encoding.ASCII.GetBytes(reply), ct);
+        await socket.SendAllAsync(Encoding.ASCII.GetBytes(reply), ct);
         socket.Shutdown(SocketShutdown.Send);
         return new HostConnection(index, bytes, sha, null);
     }
@@ -119,12 +123,10 @@ public sealed class HostListener : IAsyncDisposable
         {
             var n = await socket.ReceiveAsync(buffer, SocketFlags.None, ct);
             if (n == 0)
-            {
                 break;
-            }
             sha = TestPattern.Fnv1a(sha, buffer.AsSpan(0, n));
             total += n;
-            await HostVsock.SendAllAsync(socket, buffer.AsMemory(0, n), ct);
+            await socket.SendAllAsync(buffer.AsMemory(0, n), ct);
         }
         socket.Shutdown(SocketShutdown.Send);
         return new HostConnection(index, total, sha, null);
@@ -142,9 +144,7 @@ public sealed class HostListener : IAsyncDisposable
             {
                 var n = await socket.ReceiveAsync(buffer, SocketFlags.None, ct);
                 if (n == 0)
-                {
                     return new HostConnection(index, total, sha, null);
-                }
                 sha = TestPattern.Fnv1a(sha, buffer.AsSpan(0, n));
                 total += n;
             }
@@ -157,19 +157,19 @@ public sealed class HostListener : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
-        while (!stop.IsCancellationRequested)
+        while (!_stop.IsCancellationRequested)
         {
             Socket connection;
             try
             {
-                connection = await listener.AcceptAsync(stop.Token);
+                connection = await _listener.AcceptAsync(_stop.Token);
             }
             catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
             {
                 return;
             }
-            var index = Interlocked.Increment(ref accepted);
-            handlers.Add(Task.Run(() => ServeAsync(connection, index)));
+            var index = Interlocked.Increment(ref _accepted);
+            _handlers.Add(Task.Run(() => ServeAsync(connection, index)));
         }
     }
 
@@ -180,13 +180,13 @@ public sealed class HostListener : IAsyncDisposable
             HostConnection record;
             try
             {
-                record = await behaviour(connection, index, stop.Token);
+                record = await _serve(connection, index, _stop.Token);
             }
             catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
             {
                 record = new HostConnection(index, -1, 0, e.GetType().Name + ": " + e.Message);
             }
-            completed.Enqueue(record);
+            _completed.Enqueue(record);
         }
     }
 }

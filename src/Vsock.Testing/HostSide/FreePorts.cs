@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Vsock.E2E.Tests.Rig;
+namespace Vsock.Testing.HostSide;
 
-/// <summary>TCP ports for cluster nodes on 127.0.0.1, free when chosen.</summary>
+/// <summary>TCP ports on 127.0.0.1 that were free when chosen (cluster nodes, metrics endpoints).</summary>
 public static class FreePorts
 {
     /// <summary>

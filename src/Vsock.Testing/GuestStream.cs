@@ -174,6 +174,45 @@ public sealed partial class GuestStream : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Reads exactly <paramref name="count"/> bytes. Throws <see cref="EndOfStreamException"/> at end of stream before
+    /// that, and <see cref="OperationCanceledException"/> (its message says how far it got) when the token is cancelled.
+    /// </summary>
+    public async Task<byte[]> ReadExactlyAsync(int count, CancellationToken cancellationToken = default)
+    {
+        var buffer = new byte[count];
+        var done = 0;
+        try
+        {
+            while (done < count)
+            {
+                var n = await ReadAsync(buffer.AsMemory(done), cancellationToken);
+                if (n == 0)
+                    throw new EndOfStreamException($"{this}: end of stream after {done} of {count} bytes");
+                done += n;
+            }
+        }
+        catch (OperationCanceledException e) when (e.CancellationToken == cancellationToken)
+        {
+            throw new OperationCanceledException($"{this}: cancelled after {done} of {count} bytes", e, cancellationToken);
+        }
+        return buffer;
+    }
+
+    /// <summary>Reads until end of stream; returns everything.</summary>
+    public async Task<byte[]> ReadToEndAsync(CancellationToken cancellationToken = default)
+    {
+        var all = new MemoryStream();
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            var n = await ReadAsync(buffer, cancellationToken);
+            if (n == 0)
+                return all.ToArray();
+            all.Write(buffer, 0, n);
+        }
+    }
+
     private Task? TryRead(Span<byte> buffer, out int read)
     {
         lock (_guest.Sync)

@@ -1,16 +1,16 @@
 using System.Net.Sockets;
 using System.Text;
-using Vsock.E2E.Tests.Rig;
+using Vsock.Testing.HostSide;
 
-namespace Vsock.E2E.Tests;
+namespace Vsock.Testing.Tests.HostSide;
 
 /// <summary>
 /// The host-side helpers against a stand-in for the daemon's unix-socket side (no QEMU, no daemon):
 /// the CONNECT/OK handshake, refusal, the echo check and the sink listener's reply line.
 /// </summary>
-public sealed class HostSideTests : IDisposable
+public sealed class HostVsockTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("vse2e-host-").FullName;
+    private readonly string directory = Directory.CreateTempSubdirectory("vshost-").FullName;
 
     public void Dispose() => Directory.Delete(directory, recursive: true);
 
@@ -22,7 +22,7 @@ public sealed class HostSideTests : IDisposable
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         using var socket = await HostVsock.ConnectAsync(path, 1234, cts.Token);
         var progress = new TransferProgress();
-        var result = await HostVsock.EchoAsync(socket, 3 * 65536 + 17, 5, cts.Token, progress);
+        var result = await PatternTransfer.EchoAsync(socket, 3 * 65536 + 17, 5, cts.Token, progress);
         Assert.True(result.IsExactEcho, result.ToString());
         Assert.Equal(TestPattern.Checksum(3 * 65536 + 17, 5), result.SentSha);
         Assert.Equal(result.Received, progress.Received);
@@ -35,7 +35,7 @@ public sealed class HostSideTests : IDisposable
         await using var fake = HostListener.Start(path, (s, i, ct) => FakeDaemonSideAsync(s, i, ct, corruptAt: 1000));
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         using var socket = await HostVsock.ConnectAsync(path, 1234, cts.Token);
-        var result = await HostVsock.EchoAsync(socket, 4096, 5, cts.Token);
+        var result = await PatternTransfer.EchoAsync(socket, 4096, 5, cts.Token);
         Assert.False(result.IsExactEcho);
         Assert.Equal(1000, result.FirstMismatchAt);
     }
@@ -57,8 +57,8 @@ public sealed class HostSideTests : IDisposable
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         await client.ConnectAsync(new UnixDomainSocketEndPoint(path), cts.Token);
-        var sha = await HostVsock.SendPatternAsync(client, 100000, 9, halfClose: true, cts.Token);
-        var reply = await HostVsock.ReadLineAsync(client, 128, cts.Token);
+        var sha = await PatternTransfer.SendAsync(client, 100000, 9, cts.Token);
+        var reply = await client.ReadLineAsync(128, cts.Token);
         Assert.Equal($"SINK bytes=100000 sha={TestPattern.Hex(sha)}", reply);
         var served = Assert.Single(await sink.WaitForConnectionsAsync(1, TimeSpan.FromSeconds(10)));
         Assert.Equal(sha, served.Sha);
@@ -70,12 +70,12 @@ public sealed class HostSideTests : IDisposable
 
     private static async Task<HostConnection> FakeDaemonSideAsync(Socket socket, int index, CancellationToken ct, long corruptAt)
     {
-        var line = await HostVsock.ReadLineAsync(socket, 64, ct);
+        var line = await socket.ReadLineAsync(64, ct);
         if (line != "CONNECT 1234")
         {
             return new HostConnection(index, 0, 0, "refused " + line);
         }
-        await HostVsock.SendAllAsync(socket, Encoding.ASCII.GetBytes("OK 1234\n"), ct);
+        await socket.SendAllAsync(Encoding.ASCII.GetBytes("OK 1234\n"), ct);
         var buffer = new byte[8192];
         long total = 0;
         while (await socket.ReceiveAsync(buffer, SocketFlags.None, ct) is var n && n > 0)
@@ -85,7 +85,7 @@ public sealed class HostSideTests : IDisposable
                 buffer[corruptAt - total] ^= 0xff;
             }
             total += n;
-            await HostVsock.SendAllAsync(socket, buffer.AsMemory(0, n), ct);
+            await socket.SendAllAsync(buffer.AsMemory(0, n), ct);
         }
         socket.Shutdown(SocketShutdown.Send);
         return new HostConnection(index, total, 0, null);

@@ -1,9 +1,9 @@
 using System.Runtime.InteropServices;
 
-namespace Vsock.E2E.Tests.Rig;
+namespace Vsock.Testing.HostSide;
 
-/// <summary>Signals by PID: the rig ends only the processes it started, and asks politely first.</summary>
-internal static partial class ProcessSignals
+/// <summary>Signals by PID: a test ends only the processes it started, by their id, and asks politely first.</summary>
+public static partial class ProcessSignals
 {
     private const int SigKill = 9;
     private const int SigTerm = 15;
