@@ -3,8 +3,9 @@
 #   ./scripts/test.sh
 # Installs what is missing (scripts/setup.sh), builds the guest image for the QEMU end-to-end tests
 # (cached under .cache/), builds the solution, publishes the single-file binary (scripts/publish.sh)
-# and runs every test project. Ends with one line
-# "tests: N passed, N failed, N skipped".
+# checks the code style (.editorconfig, `dotnet format --verify-no-changes`) and runs every test
+# project. Ends with one line "tests: N passed, N failed, N skipped" (and a failure status if the
+# style check found files to reformat).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,12 @@ dotnet build VsockActors.sln -c Release -nologo -clp:ErrorsOnly
 VSOCK_PUBLISHED_BINARY=$(./scripts/publish.sh "$published")
 export VSOCK_PUBLISHED_BINARY
 status=0
+# One code style: .editorconfig is the rule, `dotnet format VsockActors.sln` the fix. A difference
+# fails the run but the tests still run, so one report shows both.
+if ! dotnet format VsockActors.sln --verify-no-changes --no-restore; then
+  echo "test.sh: files differ from .editorconfig; run: dotnet format VsockActors.sln" >&2
+  status=1
+fi
 # -m:1: one test project at a time, so the QEMU tests' timing checks never compete with another
 # project for the two cores.
 dotnet test VsockActors.sln -c Release --no-build -nologo -m:1 \

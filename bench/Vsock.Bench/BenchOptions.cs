@@ -70,7 +70,11 @@ internal sealed record BenchOptions
                 "--only" => options with { Phases = Next().Split(',').ToHashSet() },
                 "--quick" => options with
                 {
-                    CellBytes = 32L << 20, GcBytes = 128L << 20, IdleConnections = 1000, LatencySamples = 2000, RateConnections = 2000,
+                    CellBytes = 32L << 20,
+                    GcBytes = 128L << 20,
+                    IdleConnections = 1000,
+                    LatencySamples = 2000,
+                    RateConnections = 2000,
                 },
                 _ => throw new ArgumentException($"unknown argument {args[i]}\n{Usage}"),
             };

@@ -60,7 +60,8 @@ internal static class HostSockets
             {
                 done.SetException(e);
             }
-        }) { IsBackground = true, Name = name };
+        })
+        { IsBackground = true, Name = name };
         thread.Start();
         return done.Task;
     }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Vsock.Testing;
 using Vsock.Testing.HostSide;
 
 namespace Vsock.Bench;

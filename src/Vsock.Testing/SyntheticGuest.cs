@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using Vsock.Device.Interop;
-using Vsock.Testing.Packets;
 using Vsock.Testing.VhostUser;
 using Vsock.Testing.Virtio;
 

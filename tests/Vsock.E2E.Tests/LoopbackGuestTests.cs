@@ -1,5 +1,4 @@
 using System.Globalization;
-using Vsock.E2E.Tests.Rig;
 
 namespace Vsock.E2E.Tests;
 

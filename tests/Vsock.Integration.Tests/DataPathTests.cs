@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using Vsock.Testing;
 
 namespace Vsock.Integration.Tests;

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Net.Sockets;
 using Vsock.Device.Interop;
 using Vsock.Device.Memory;
 using Vsock.Testing;

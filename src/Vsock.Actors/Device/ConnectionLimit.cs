@@ -1,6 +1,5 @@
-using Vsock.Device.Diagnostics;
 using Vsock.Device.Connections;
-using Vsock.Device.Packets;
+using Vsock.Device.Diagnostics;
 
 namespace Vsock.Actors.Device;
 

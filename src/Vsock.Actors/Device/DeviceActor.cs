@@ -4,7 +4,6 @@ using Microsoft.Win32.SafeHandles;
 using Vsock.Actors.Connections;
 using Vsock.Actors.Dispatch;
 using Vsock.Actors.Listeners;
-using Vsock.Actors.Routing;
 using Vsock.Actors.Settings;
 using Vsock.Device.Backend;
 using Vsock.Device.Connections;

@@ -3,7 +3,6 @@ using Microsoft.Win32.SafeHandles;
 using Vsock.Device.Diagnostics;
 using Vsock.Device.Interop;
 using Vsock.Device.Memory;
-using Vsock.Device.Packets;
 using Vsock.Device.VhostUser;
 using Vsock.Device.Virtio;
 

@@ -1,7 +1,7 @@
-using Vsock.Device.Virtio;
 using System.Numerics;
 using Microsoft.Win32.SafeHandles;
 using Vsock.Device.Memory;
+using Vsock.Device.Virtio;
 
 namespace Vsock.Device.VhostUser;
 

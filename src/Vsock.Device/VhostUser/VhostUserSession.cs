@@ -1,7 +1,7 @@
-using Vsock.Device.Virtio;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vsock.Device.Memory;
+using Vsock.Device.Virtio;
 using static Vsock.Device.VhostUser.VhostUserProtocolFeatures;
 
 namespace Vsock.Device.VhostUser;

@@ -4,7 +4,6 @@ using Akka.TestKit.Xunit2;
 using Vsock.Actors.Connections;
 using Vsock.Actors.Device;
 using Vsock.Actors.Tests.TestSupport;
-using Vsock.Device.Connections;
 using Vsock.Device.Threading;
 
 namespace Vsock.Actors.Tests.Connections;

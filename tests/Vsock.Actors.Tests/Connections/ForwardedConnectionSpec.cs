@@ -1,6 +1,5 @@
 using Akka.Actor;
 using Vsock.Actors.Connections;
-using Vsock.Actors.Tests.TestSupport;
 using Vsock.Device.Connections;
 using static Vsock.Actors.Protocol.DeviceProtocol;
 

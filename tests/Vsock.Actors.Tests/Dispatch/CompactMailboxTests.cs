@@ -1,7 +1,5 @@
 using Akka.Actor;
-using Akka.Dispatch.MessageQueues;
 using Vsock.Actors.Dispatch;
-using Xunit;
 
 namespace Vsock.Actors.Tests.Dispatch;
 

@@ -3,7 +3,6 @@ using Akka.TestKit.Xunit2;
 using Vsock.Actors.Device;
 using Vsock.Actors.Tests.TestSupport;
 using Vsock.Device.Threading;
-using Xunit;
 
 namespace Vsock.Actors.Tests.Dispatch;
 

@@ -4,7 +4,6 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
 using Akka.DistributedData;
-using Akka.Serialization;
 using Akka.TestKit.Xunit2;
 using Vsock.Actors.Hosting;
 using Vsock.Actors.Routing;

@@ -9,16 +9,16 @@ public static class Packets
 
     public static VsockHeader FromGuest(ushort op, uint localPort, uint guestPort, uint len = 0, uint flags = 0,
         uint bufAlloc = 262144, uint fwdCnt = 0, ulong dstCid = VsockConstants.HostCid) => new()
-    {
-        SrcCid = GuestCid,
-        DstCid = dstCid,
-        SrcPort = guestPort,
-        DstPort = localPort,
-        Len = len,
-        Type = VsockType.Stream,
-        Op = op,
-        Flags = flags,
-        BufAlloc = bufAlloc,
-        FwdCnt = fwdCnt,
-    };
+        {
+            SrcCid = GuestCid,
+            DstCid = dstCid,
+            SrcPort = guestPort,
+            DstPort = localPort,
+            Len = len,
+            Type = VsockType.Stream,
+            Op = op,
+            Flags = flags,
+            BufAlloc = bufAlloc,
+            FwdCnt = fwdCnt,
+        };
 }

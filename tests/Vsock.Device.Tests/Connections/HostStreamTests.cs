@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using System.Text;
-using Vsock.Device.Backend;
 using Vsock.Device.Connections;
 using Vsock.Device.Interop;
 using Vsock.Device.Packets;

@@ -26,18 +26,18 @@ public sealed class SiblingStreamTests : IDisposable
     /// <summary>A packet the sibling guest sent to ours (addresses as it wrote them).</summary>
     private static VsockHeader FromSibling(ushort op, uint len = 0, uint flags = 0, uint bufAlloc = 256 * 1024, uint fwdCnt = 0,
         ushort type = VsockType.Stream) => new()
-    {
-        SrcCid = SiblingCid,
-        DstCid = DeviceRig.GuestCid,
-        SrcPort = Key.PeerPort,
-        DstPort = Key.GuestPort,
-        Len = len,
-        Type = type,
-        Op = op,
-        Flags = flags,
-        BufAlloc = bufAlloc,
-        FwdCnt = fwdCnt,
-    };
+        {
+            SrcCid = SiblingCid,
+            DstCid = DeviceRig.GuestCid,
+            SrcPort = Key.PeerPort,
+            DstPort = Key.GuestPort,
+            Len = len,
+            Type = type,
+            Op = op,
+            Flags = flags,
+            BufAlloc = bufAlloc,
+            FwdCnt = fwdCnt,
+        };
 
     private static byte[] Pooled(ReadOnlySpan<byte> data)
     {

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vsock.Device.Interop;
 using VsockApi = Vsock.Device.Interop.Vsock;

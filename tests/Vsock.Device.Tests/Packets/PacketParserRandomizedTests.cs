@@ -307,7 +307,7 @@ public sealed unsafe class PacketParserRandomizedTests : IDisposable
                 };
                 ChainBytes.Write(_ram.Memory, buffers, ChainBytes.Encode(header));
                 break;
-            // Otherwise left valid.
+                // Otherwise left valid.
         }
         return buffers;
     }

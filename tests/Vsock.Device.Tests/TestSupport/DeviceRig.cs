@@ -202,17 +202,17 @@ internal sealed class DeviceRig : IDisposable
     /// <summary>A header from the guest (src = our CID) on the stream <paramref name="key"/>.</summary>
     public static VsockHeader FromGuest(ConnectionKey key, ushort op, uint flags = 0, uint bufAlloc = 256 * 1024, uint fwdCnt = 0,
         ushort type = VsockType.Stream) => new()
-    {
-        SrcCid = GuestCid,
-        DstCid = key.PeerCid,
-        SrcPort = key.GuestPort,
-        DstPort = key.PeerPort,
-        Type = type,
-        Op = op,
-        Flags = flags,
-        BufAlloc = bufAlloc,
-        FwdCnt = fwdCnt,
-    };
+        {
+            SrcCid = GuestCid,
+            DstCid = key.PeerCid,
+            SrcPort = key.GuestPort,
+            DstPort = key.PeerPort,
+            Type = type,
+            Op = op,
+            Flags = flags,
+            BufAlloc = bufAlloc,
+            FwdCnt = fwdCnt,
+        };
 
     public delegate void PacketHandler(ref VsockPacket packet, ref TxTurn turn);
 

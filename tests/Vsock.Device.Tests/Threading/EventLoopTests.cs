@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using Vsock.Device.Interop;
 using Vsock.Device.Threading;
-using Xunit;
 
 namespace Vsock.Device.Tests.Threading;
 

@@ -1,9 +1,8 @@
 using System.Runtime.InteropServices;
 using Vsock.Device.Interop;
-using Vsock.Device.Memory;
 using Vsock.Device.VhostUser;
-using R = Vsock.Device.VhostUser.VhostUserRequest;
 using P = Vsock.Device.VhostUser.VhostUserProtocolFeatures;
+using R = Vsock.Device.VhostUser.VhostUserRequest;
 
 namespace Vsock.Device.Tests.VhostUser;
 

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
 using Vsock.Device.VhostUser;
 using Xunit.Abstractions;
 using R = Vsock.Device.VhostUser.VhostUserRequest;
@@ -181,10 +180,10 @@ public sealed class VhostUserFuzzTests(ITestOutputHelper output)
             case R.SetProtocolFeatures:
                 return Make(request, Frontend.U64(random.Next(3) == 0 ? 1UL << random.Next(20) : VhostUserSession.SupportedProtocolFeatures & (ulong)random.NextInt64()), needReply: needReply);
             case R.SetMemTable:
-            {
-                var regions = Enumerable.Range(0, random.Next(1, 4)).Select(_ => Region()).ToArray();
-                return Make(request, Frontend.MemTable(regions), regions.Length, needReply);
-            }
+                {
+                    var regions = Enumerable.Range(0, random.Next(1, 4)).Select(_ => Region()).ToArray();
+                    return Make(request, Frontend.MemTable(regions), regions.Length, needReply);
+                }
             case R.AddMemReg:
                 return Make(request, Frontend.SingleRegion(Region()), 1, needReply);
             case R.RemMemReg:
@@ -200,11 +199,11 @@ public sealed class VhostUserFuzzTests(ITestOutputHelper output)
             case R.SetVringEnable:
                 return Make(request, Frontend.State(Index(), (uint)random.Next(0, 3)), needReply: needReply);
             case R.SetVringKick or R.SetVringCall or R.SetVringErr:
-            {
-                var noFd = random.Next(4) == 0;
-                var value = Index() | (noFd ? 0x100UL : 0) | (random.Next(20) == 0 ? 0x200UL : 0);
-                return Make(request, Frontend.U64(value), noFd ? 0 : 1, needReply);
-            }
+                {
+                    var noFd = random.Next(4) == 0;
+                    var value = Index() | (noFd ? 0x100UL : 0) | (random.Next(20) == 0 ? 0x200UL : 0);
+                    return Make(request, Frontend.U64(value), noFd ? 0 : 1, needReply);
+                }
             case R.GetConfig or R.SetConfig:
                 return Make(request, Frontend.Config((uint)random.Next(0, 10), (uint)random.Next(0, 10), (uint)random.Next(0, 3)), needReply: needReply);
             case R.SetStatus:

@@ -1,8 +1,8 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Vsock.Device.VhostUser;
-using R = Vsock.Device.VhostUser.VhostUserRequest;
 using P = Vsock.Device.VhostUser.VhostUserProtocolFeatures;
+using R = Vsock.Device.VhostUser.VhostUserRequest;
 
 namespace Vsock.Device.Tests.VhostUser;
 

@@ -1,6 +1,6 @@
 using Vsock.Device.VhostUser;
-using R = Vsock.Device.VhostUser.VhostUserRequest;
 using P = Vsock.Device.VhostUser.VhostUserProtocolFeatures;
+using R = Vsock.Device.VhostUser.VhostUserRequest;
 
 namespace Vsock.Device.Tests.VhostUser;
 

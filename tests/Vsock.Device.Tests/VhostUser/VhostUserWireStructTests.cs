@@ -1,7 +1,7 @@
-using Vsock.Device.Virtio;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vsock.Device.VhostUser;
+using Vsock.Device.Virtio;
 
 namespace Vsock.Device.Tests.VhostUser;
 

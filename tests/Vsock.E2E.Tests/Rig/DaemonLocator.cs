@@ -1,5 +1,3 @@
-using Vsock.Testing.HostSide;
-
 namespace Vsock.E2E.Tests.Rig;
 
 /// <summary>

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Vsock.E2E.Tests.Rig;
 using Vsock.Testing;
 using Xunit.Abstractions;
 

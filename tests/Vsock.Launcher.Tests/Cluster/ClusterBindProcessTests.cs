@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using Vsock.Launcher.Tests.Daemon;
-using Vsock.Testing;
 
 namespace Vsock.Launcher.Tests.Cluster;
 

@@ -1,12 +1,11 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
-using Vsock.Launcher.Tests.Daemon;
 using Vsock.Testing;
 using Vsock.Testing.HostSide;
-using DaemonProcess = Vsock.Launcher.Tests.Daemon.DaemonProcess;
 using Vsock.Testing.Packets;
 using Xunit.Abstractions;
+using DaemonProcess = Vsock.Launcher.Tests.Daemon.DaemonProcess;
 
 namespace Vsock.Launcher.Tests.Logging;
 

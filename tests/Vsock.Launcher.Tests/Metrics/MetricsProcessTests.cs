@@ -1,9 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using System.Text.RegularExpressions;
-using Vsock.Launcher.Tests.Daemon;
 using Vsock.Testing;
 using Vsock.Testing.HostSide;
 using DaemonProcess = Vsock.Launcher.Tests.Daemon.DaemonProcess;

@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using System.Text;
-using Vsock.Launcher.Tests.Daemon;
 using Vsock.Testing;
 using Vsock.Testing.HostSide;
 using DaemonProcess = Vsock.Launcher.Tests.Daemon.DaemonProcess;
