@@ -2,10 +2,10 @@
 # The whole test suite, with all set-up, on a fresh Debian 12 machine:
 #   ./scripts/test.sh
 # Installs what is missing (scripts/setup.sh), builds the guest image for the QEMU end-to-end tests
-# (cached under .cache/), builds the solution, publishes the single-file binary (scripts/publish.sh)
-# checks the code style (.editorconfig, `dotnet format --verify-no-changes`) and runs every test
-# project. Ends with one line "tests: N passed, N failed, N skipped" (and a failure status if the
-# style check found files to reformat).
+# (cached under .cache/), builds the solution, publishes the single-file binary (scripts/publish.sh),
+# checks the code style (.editorconfig, `dotnet format --verify-no-changes`), checks the packed
+# test-harness library (scripts/check-package.sh) and runs every test project. Ends with one line
+# "tests: N passed, N failed, N skipped" (and a failure status if the style or package check failed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,9 @@ if ! dotnet format VsockActors.sln --verify-no-changes --no-restore; then
   echo "test.sh: files differ from .editorconfig; run: dotnet format VsockActors.sln" >&2
   status=1
 fi
+# The test-harness library as a user gets it: packed, restored from a feed by a copy of the example
+# project outside the repository, its test run (scripts/check-package.sh).
+./scripts/check-package.sh || status=$?
 # -m:1: one test project at a time, so the QEMU tests' timing checks never compete with another
 # project for the two cores.
 dotnet test VsockActors.sln -c Release --no-build -nologo -m:1 \
