@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using Vsock.Device.Interop;
 using Vsock.Testing;
 using Xunit.Abstractions;
@@ -59,5 +60,32 @@ public sealed class GuestMemoryTruncationTests(ITestOutputHelper output)
         await Scenario.VmServesAsync(fresh, daemon[0].UdsPath!);
         Scenario.AssertClean(fresh);
         Scenario.AssertClean(bystander);
+    }
+
+    /// <summary>
+    /// The same shrink, but the guest never kicks: the daemon first touches the truncated memory while its loop
+    /// spins and polls the rings after other work (here: a host client accepted on uds-path that never sends its
+    /// CONNECT line). The poll reads avail.idx from the zero page the guard put there and finds the ring broken; the
+    /// session must end all the same, not wait for a kick or a request that may never come.
+    /// </summary>
+    [Fact]
+    public async Task Memory_lost_under_a_polling_loop_ends_that_vmms_session_without_a_kick()
+    {
+        await using var daemon = await InProcessDaemon.StartAsync();
+        await using var victim = SyntheticGuest.Connect(daemon[0].Socket, SyntheticGuestOptions.Default with { MemoryBacking = GuestMemoryBacking.UnsealableMemFd });
+        await Scenario.VmServesAsync(victim, daemon[0].UdsPath!);
+        var repairedBefore = SigbusGuard.RepairedTotal;
+
+        Assert.True(victim.TryShrinkMemory(ShrunkSize), "the unsealable guest RAM file refused to shrink");
+        var clock = Stopwatch.StartNew();
+        using var silent = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        silent.Connect(new UnixDomainSocketEndPoint(daemon[0].UdsPath!)); // wakes the VM's loop; no CONNECT line follows
+        Assert.True(victim.WaitForVhostUserHangup(Scenario.Timeout), "the daemon kept the VMM whose memory it found truncated while polling");
+        output.WriteLine($"VMM disconnected {clock.Elapsed.TotalMilliseconds:F1} ms after the host client connected; SIGBUS faults repaired: {SigbusGuard.RepairedTotal - repairedBefore}");
+        Assert.True(SigbusGuard.RepairedTotal > repairedBefore, "no SIGBUS was repaired: the daemon never touched the truncated memory");
+
+        await using var fresh = SyntheticGuest.Connect(daemon[0].Socket, SyntheticGuestOptions.Default with { MemoryBacking = GuestMemoryBacking.UnsealableMemFd });
+        await Scenario.VmServesAsync(fresh, daemon[0].UdsPath!);
+        Scenario.AssertClean(fresh);
     }
 }

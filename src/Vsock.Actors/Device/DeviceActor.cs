@@ -257,7 +257,13 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         _poller.TxTurnStarted();
         // Notifications stay off when the ring runs dry: the loop polls it and re-arms before it sleeps (RingPoller).
         if (_vmm?.Backend is not { IsRunning: true } backend || !backend.TryBeginTx(TxBudget, out var turn, armWhenEmpty: false))
+        {
+            // A ring read from memory the VMM truncated (the guard's zero page) looks broken, so no turn starts;
+            // the lost memory is the reason, and it ends the session here (RingPoller asks for this turn when a
+            // poll found it, with no kick to follow).
+            EndVmmSessionIfGuestMemoryLost();
             return;
+        }
         try
         {
             while (turn.TryNext(out var packet))

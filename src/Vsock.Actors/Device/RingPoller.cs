@@ -40,7 +40,21 @@ internal sealed class RingPoller(IActorRef device, RxScheduler scheduler) : ILoo
             scheduler.RequestTurn();
             found = true;
         }
-        return found;
+        return found || AskTurnIfMemoryLost(backend);
+    }
+
+    /// <summary>
+    /// A poll or a re-arm may be the first access to memory the VMM truncated: the SIGBUS guard repairs it and the
+    /// ring reads as broken, so nothing above asks for a turn, and a guest whose VMM did that may never kick. A TX
+    /// turn is asked for instead; it finds the memory lost and ends the session (DeviceActor.RunTx).
+    /// </summary>
+    private bool AskTurnIfMemoryLost(VsockBackend backend)
+    {
+        if (_txRequested || backend.Memory.PoisonedRegion is null)
+            return false;
+        _txRequested = true;
+        device.Tell(DrainTx.Instance);
+        return true;
     }
 
     public bool PrepareToSleep()
@@ -48,7 +62,7 @@ internal sealed class RingPoller(IActorRef device, RxScheduler scheduler) : ILoo
         if (Backend is not { } backend || _txRequested)
             return true; // a TX turn is queued: the loop runs it before it could sleep
         if (!backend.ArmTxNotification())
-            return true;
+            return !AskTurnIfMemoryLost(backend);
         // Chains came in between: the guest may not kick for them.
         _txRequested = true;
         device.Tell(DrainTx.Instance);
