@@ -141,22 +141,12 @@ public unsafe ref struct RxTurn
             return RxReadResult.NoBuffers;
 
         var iov = stackalloc IoVec[RxScratch.MaxSegments];
-        var iovCount = 0;
-        for (var c = 0; c < chains; c++)
-            iovCount += PayloadSegments(c, _scratch.Capacities[c], iov + iovCount, RxScratch.MaxSegments - iovCount);
+        var iovCount = PayloadIov(chains, iov);
         offered = (int)room;
 
         var n = StreamIo.ReceiveVector(socket, iov, iovCount, recvFlags);
         if (n <= 0)
-        {
-            GiveBack(0, chains);
-            if (n == 0)
-                return RxReadResult.EndOfStream;
-            if (n == StreamIo.WouldBlock)
-                return RxReadResult.WouldBlock;
-            errno = n;
-            return RxReadResult.Error;
-        }
+            return NothingRead(n, chains, out errno);
         bytes = n;
         CompleteFilled(chains, (uint)n, template, lastFlags);
         return RxReadResult.Data;
@@ -194,9 +184,7 @@ public unsafe ref struct RxTurn
         }
 
         var iov = stackalloc IoVec[RxScratch.MaxSegments + 1];
-        var iovCount = 0;
-        for (var c = 0; c < chains; c++)
-            iovCount += PayloadSegments(c, _scratch.Capacities[c], iov + iovCount, RxScratch.MaxSegments - iovCount);
+        var iovCount = PayloadIov(chains, iov);
         int n;
         fixed (byte* tail = spill)
         {
@@ -205,15 +193,7 @@ public unsafe ref struct RxTurn
             n = MessageIo.Receive(socket, iov, iovCount, out messageFlags);
         }
         if (n <= 0)
-        {
-            GiveBack(0, chains);
-            if (n == 0)
-                return RxReadResult.EndOfStream;
-            if (n == StreamIo.WouldBlock)
-                return RxReadResult.WouldBlock;
-            errno = n;
-            return RxReadResult.Error;
-        }
+            return NothingRead(n, chains, out errno);
         bytes = n;
         inRx = (int)Math.Min((uint)n, room);
         var whole = (uint)n <= room && (messageFlags & Libc.MSG_TRUNC) == 0;
@@ -276,12 +256,8 @@ public unsafe ref struct RxTurn
     {
         if (_used == 0)
             return;
-        _queue.PublishUsed();
-        if (_queue.NeedsNotification() && _call is not null)
-        {
-            _call.Signal();
+        if (UsedRingPublisher.PublishAndNotify(_queue, _call))
             _counters.RxNotifications++;
-        }
         _used = 0;
     }
 
@@ -374,6 +350,33 @@ public unsafe ref struct RxTurn
     }
 
     /// <summary>Iovecs for the first <paramref name="bytes"/> of slot <paramref name="slot"/>'s payload area.</summary>
+    /// <summary>The payload areas of the <paramref name="chains"/> taken for a read, whole, as one iovec array (at most
+    /// <see cref="RxScratch.MaxSegments"/> entries); returns how many it wrote.</summary>
+    private readonly int PayloadIov(int chains, IoVec* iov)
+    {
+        var count = 0;
+        for (var c = 0; c < chains; c++)
+            count += PayloadSegments(c, _scratch.Capacities[c], iov + count, RxScratch.MaxSegments - count);
+        return count;
+    }
+
+    /// <summary>
+    /// A read that brought no byte (<paramref name="n"/> from the receive call: 0 at end of stream, else a negative
+    /// errno, EAGAIN included): the <paramref name="chains"/> taken for it go back to the ring untouched, and the
+    /// result says why; <paramref name="errno"/> is set for an error only.
+    /// </summary>
+    private RxReadResult NothingRead(int n, int chains, out int errno)
+    {
+        GiveBack(0, chains);
+        errno = 0;
+        if (n == 0)
+            return RxReadResult.EndOfStream;
+        if (n == StreamIo.WouldBlock)
+            return RxReadResult.WouldBlock;
+        errno = n;
+        return RxReadResult.Error;
+    }
+
     private readonly int PayloadSegments(int slot, uint bytes, IoVec* into, int max)
     {
         var start = _scratch.SegmentStarts[slot];
