@@ -186,12 +186,8 @@ public unsafe ref struct TxTurn
         FlushAll();
         if (_popped == 0)
             return;
-        _queue.PublishUsed();
-        if (_queue.NeedsNotification() && _call is not null)
-        {
-            _call.Signal();
+        if (UsedRingPublisher.PublishAndNotify(_queue, _call))
             _counters.TxNotifications++;
-        }
         _popped = 0;
     }
 }
