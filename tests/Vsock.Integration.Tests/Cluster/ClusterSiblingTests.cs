@@ -22,19 +22,12 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
     [Fact]
     public async Task Guests_on_two_nodes_stream_4MiB_each_way_with_checksums()
     {
-        var ports = FreePorts.Take(2);
-        await using var a = await ClusterNode.StartAsync("a", ports[0], ports, new NodeVm(3));
-        await using var b = await ClusterNode.StartAsync("b", ports[1], ports, new NodeVm(4));
-        await RunAsync([a, b], async () =>
+        await WithTwoNodesAsync(async (a, b) =>
         {
-            await MeshAsync(a, b);
             await using var g3 = SyntheticGuest.Connect(a.SocketOf(3));
             await using var g4 = SyntheticGuest.Connect(b.SocketOf(4));
             using var cts = new CancellationTokenSource(Transfer);
-            using var listener = g4.Listen(5000);
-            var accept = listener.AcceptAsync(cts.Token);
-            var client = await ConnectEventuallyAsync(g3, 4, 5000, cts.Token);
-            var server = await accept;
+            var (client, server) = await OpenAsync(g3, g4, 5000, cts.Token);
             Assert.Equal(3ul, server.PeerCid);
 
             var up = TestPattern.RandomBytes(4 << 20, 11);
@@ -125,12 +118,8 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
     [Fact]
     public async Task When_a_vmm_on_one_node_goes_away_the_sibling_on_the_other_node_sees_its_streams_reset()
     {
-        var ports = FreePorts.Take(2);
-        await using var a = await ClusterNode.StartAsync("a", ports[0], ports, new NodeVm(3));
-        await using var b = await ClusterNode.StartAsync("b", ports[1], ports, new NodeVm(4));
-        await RunAsync([a, b], async () =>
+        await WithTwoNodesAsync(async (a, b) =>
         {
-            await MeshAsync(a, b);
             await using var g3 = SyntheticGuest.Connect(a.SocketOf(3));
             var g4 = SyntheticGuest.Connect(b.SocketOf(4));
             using var cts = new CancellationTokenSource(Transfer);
@@ -145,10 +134,7 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
 
             // A fresh VMM on the same socket is a fresh guest, reachable again; the node never left.
             await using var again = SyntheticGuest.Connect(b.SocketOf(4));
-            using var listener = again.Listen(5001);
-            var accept = listener.AcceptAsync(cts.Token);
-            var stream = await ConnectEventuallyAsync(g3, 4, 5001, cts.Token);
-            var server = await accept;
+            var (stream, server) = await OpenAsync(g3, again, 5001, cts.Token);
             await stream.WriteAsync(TestPattern.RandomBytes(1000, 3), cts.Token);
             Assert.Equal(TestPattern.RandomBytes(1000, 3), await server.ReadExactlyAsync(1000, cts.Token));
         });
@@ -157,12 +143,8 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
     [Fact]
     public async Task A_node_killed_mid_stream_resets_the_other_guests_stream_within_10s_and_new_connections_are_refused()
     {
-        var ports = FreePorts.Take(2);
-        await using var a = await ClusterNode.StartAsync("a", ports[0], ports, new NodeVm(3));
-        await using var b = await ClusterNode.StartAsync("b", ports[1], ports, new NodeVm(4));
-        await RunAsync([a, b], async () =>
+        await WithTwoNodesAsync(async (a, b) =>
         {
-            await MeshAsync(a, b);
             await using var g3 = SyntheticGuest.Connect(a.SocketOf(3));
             var g4 = SyntheticGuest.Connect(b.SocketOf(4));
             using var cts = new CancellationTokenSource(Transfer);
@@ -186,12 +168,8 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
     [Fact]
     public async Task A_node_restarted_at_once_on_the_same_address_rejoins_and_its_vms_are_reachable_again()
     {
-        var ports = FreePorts.Take(2);
-        await using var a = await ClusterNode.StartAsync("a", ports[0], ports, new NodeVm(3));
-        await using var b = await ClusterNode.StartAsync("b", ports[1], ports, new NodeVm(4));
-        await RunAsync([a, b], async () =>
+        await WithTwoNodesAsync(async (a, b) =>
         {
-            await MeshAsync(a, b);
             await using var g3 = SyntheticGuest.Connect(a.SocketOf(3));
             var g4 = SyntheticGuest.Connect(b.SocketOf(4));
             using var cts = new CancellationTokenSource(Transfer);
@@ -208,10 +186,7 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
             await EndsAsync(source);
 
             await using var again = SyntheticGuest.Connect(b.SocketOf(4));
-            using var listener = again.Listen(5001);
-            var accept = listener.AcceptAsync(cts.Token);
-            var stream = await ConnectEventuallyAsync(g3, 4, 5001, cts.Token);
-            var server = await accept;
+            var (stream, server) = await OpenAsync(g3, again, 5001, cts.Token);
             var data = TestPattern.RandomBytes(1 << 20, 21);
             var read = server.ReadToEndAsync(cts.Token);
             await stream.WriteAsync(data, cts.Token);
@@ -224,12 +199,8 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
     [Fact]
     public async Task A_frozen_node_is_found_by_the_failure_detector_and_reachable_again_when_it_thaws()
     {
-        var ports = FreePorts.Take(2);
-        await using var a = await ClusterNode.StartAsync("a", ports[0], ports, new NodeVm(3));
-        await using var b = await ClusterNode.StartAsync("b", ports[1], ports, new NodeVm(4));
-        await RunAsync([a, b], async () =>
+        await WithTwoNodesAsync(async (a, b) =>
         {
-            await MeshAsync(a, b);
             await using var g3 = SyntheticGuest.Connect(a.SocketOf(3));
             await using var g4 = SyntheticGuest.Connect(b.SocketOf(4));
             using var cts = new CancellationTokenSource(Transfer);
@@ -255,10 +226,7 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
             clock.Restart();
             await a.WaitForLogAsync(ClusterNode.Reachable(4, b), Formation, before: seen);
             output.WriteLine($"thawed node reachable again after {clock.Elapsed.TotalMilliseconds:0} ms");
-            using var listener = g4.Listen(5001);
-            var accept = listener.AcceptAsync(cts.Token);
-            var stream = await ConnectEventuallyAsync(g3, 4, 5001, cts.Token);
-            var server = await accept;
+            var (stream, server) = await OpenAsync(g3, g4, 5001, cts.Token);
             await stream.WriteAsync(TestPattern.RandomBytes(4096, 31), cts.Token);
             Assert.Equal(TestPattern.RandomBytes(4096, 31), await server.ReadExactlyAsync(4096, cts.Token));
         });
@@ -285,10 +253,7 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
             var (toFive, source) = await StreamAsync(g3, g5, cts.Token);
             var (fourToFive, source45) = await StreamAsync(g4, g5, cts.Token, port: 5001);
 
-            using var listener = g4.Listen(6000);
-            var accept = listener.AcceptAsync(cts.Token);
-            var toFour = await ConnectEventuallyAsync(g3, 4, 6000, cts.Token);
-            var atFour = await accept;
+            var (toFour, atFour) = await OpenAsync(g3, g4, 6000, cts.Token);
             var data = TestPattern.RandomBytes(2 << 20, 41);
             var write = Task.Run(async () => { await toFour.WriteAsync(data, cts.Token); toFour.ShutdownWrite(); });
             var read = atFour.ReadToEndAsync(cts.Token);
@@ -311,6 +276,19 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /// <summary>Nodes a (CID 3) and b (CID 4), one group, each seeing the other's VM, then the body; see <see cref="RunAsync"/>.</summary>
+    private async Task WithTwoNodesAsync(Func<ClusterNode, ClusterNode, Task> body)
+    {
+        var ports = FreePorts.Take(2);
+        await using var a = await ClusterNode.StartAsync("a", ports[0], ports, new NodeVm(3));
+        await using var b = await ClusterNode.StartAsync("b", ports[1], ports, new NodeVm(4));
+        await RunAsync([a, b], async () =>
+        {
+            await MeshAsync(a, b);
+            await body(a, b);
+        });
+    }
 
     /// <summary>Runs the body; a failure carries every node's log.</summary>
     private async Task RunAsync(ClusterNode[] nodes, Func<Task> body)
@@ -360,13 +338,19 @@ public sealed class ClusterSiblingTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>A stream from <paramref name="from"/> to <paramref name="to"/> with the drivers streaming into it without end.</summary>
-    private static async Task<(GuestStream Client, Task Source)> StreamAsync(SyntheticGuest from, SyntheticGuest to, CancellationToken cancellationToken, uint port = 5000)
+    /// <summary>A stream from <paramref name="from"/> to a listener of <paramref name="to"/> on <paramref name="port"/>: both ends.</summary>
+    private static async Task<(GuestStream Client, GuestStream Server)> OpenAsync(SyntheticGuest from, SyntheticGuest to, uint port, CancellationToken cancellationToken)
     {
         using var listener = to.Listen(port);
         var accept = listener.AcceptAsync(cancellationToken);
         var client = await ConnectEventuallyAsync(from, to.GuestCid, port, cancellationToken);
-        var server = await accept;
+        return (client, await accept);
+    }
+
+    /// <summary>A stream from <paramref name="from"/> to <paramref name="to"/> with the drivers streaming into it without end.</summary>
+    private static async Task<(GuestStream Client, Task Source)> StreamAsync(SyntheticGuest from, SyntheticGuest to, CancellationToken cancellationToken, uint port = 5000)
+    {
+        var (client, server) = await OpenAsync(from, to, port, cancellationToken);
         _ = server.SinkAsync(long.MaxValue);
         var source = client.SourceAsync(long.MaxValue, 64 * 1024);
         var before = to.Statistics.PayloadBytesReceived;
