@@ -8,15 +8,10 @@ namespace Vsock.E2E.Tests;
 /// and takes further steps through its serial console, so each test drives its own guest-side program
 /// without paying another boot (~3-4 s under TCG).
 /// </summary>
-public sealed class DaemonGuestFixture : IAsyncLifetime
+public sealed class DaemonGuestFixture : SharedGuestFixture
 {
     public const uint GuestCid = 3;
     public const uint EchoPort = 1234;
-
-    private E2EScenario? scenario;
-    private Exception? startupFailure;
-
-    public E2EScenario Scenario => scenario ?? throw new InvalidOperationException("fixture not initialised");
 
     public string UdsPath => Scenario.PathFor("vm3.vsock");
 
@@ -24,42 +19,12 @@ public sealed class DaemonGuestFixture : IAsyncLifetime
 
     public DaemonProcess Daemon { get; private set; } = null!;
 
-    public QemuGuest Guest { get; private set; } = null!;
-
-    public async Task InitializeAsync()
+    protected override async Task StartAsync(E2EScenario scenario)
     {
-        try
-        {
-            scenario = await E2EScenario.CreateAsync();
-            Daemon = await scenario.StartDaemonAsync(
-                ["--guest-cid", $"{GuestCid}", "--socket", VhostSocket, "--uds-path", UdsPath], [VhostSocket], [UdsPath]);
-            // The guest serves every test of the class, one after another: give it far more than one test's time.
-            Guest = scenario.StartGuest("cid3", VhostSocket, $"cid;bg:listen-echo,{EchoPort},0", console: true, lifetime: TimeSpan.FromMinutes(20));
-            await Guest.WaitForListenerAsync(EchoPort, E2ETimeouts.Boot);
-        }
-        catch (Exception e)
-        {
-            startupFailure = e;
-        }
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (scenario is not null)
-        {
-            await scenario.DisposeAsync();
-        }
-    }
-
-    /// <summary>Runs a test body against the shared daemon and guest; failures carry the console and daemon log.</summary>
-    public Task RunAsync(ITestOutputHelper output, Func<Task> body)
-    {
-        if (startupFailure is not null)
-        {
-            var diagnostics = scenario?.Diagnostics() ?? "";
-            var problem = startupFailure is GuestConsoleException g ? g.Problem : startupFailure.ToString();
-            throw new E2EScenarioException($"daemon + guest did not start: {problem}\n{diagnostics}", startupFailure);
-        }
-        return Scenario.RunAsync(output, body);
+        Daemon = await scenario.StartDaemonAsync(
+            ["--guest-cid", $"{GuestCid}", "--socket", VhostSocket, "--uds-path", UdsPath], [VhostSocket], [UdsPath]);
+        // The guest serves every test of the class, one after another: give it far more than one test's time.
+        Guest = scenario.StartGuest("cid3", VhostSocket, $"cid;bg:listen-echo,{EchoPort},0", console: true, lifetime: TimeSpan.FromMinutes(20));
+        await Guest.WaitForListenerAsync(EchoPort, E2ETimeouts.Boot);
     }
 }

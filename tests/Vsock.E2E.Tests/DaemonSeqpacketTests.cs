@@ -11,54 +11,22 @@ namespace Vsock.E2E.Tests;
 /// QEMU 7.2's <c>vhost-user-vsock-pci</c> passes VIRTIO_VSOCK_F_SEQPACKET on by itself (<c>seqpacket=auto</c>).
 /// The guest echoes STREAM on 1234 and SEQPACKET on 1300.
 /// </summary>
-public sealed class SeqpacketGuestFixture : IAsyncLifetime
+public sealed class SeqpacketGuestFixture : SharedGuestFixture
 {
     public const uint StreamPort = 1234;
     public const uint SeqpacketPort = 1300;
 
-    private E2EScenario? scenario;
-    private Exception? startupFailure;
-
-    public E2EScenario Scenario => scenario ?? throw new InvalidOperationException("fixture not initialised");
-
     public string UdsPath => Scenario.PathFor("vm3.vsock");
 
-    public QemuGuest Guest { get; private set; } = null!;
-
-    public async Task InitializeAsync()
+    protected override async Task StartAsync(E2EScenario scenario)
     {
-        try
-        {
-            scenario = await E2EScenario.CreateAsync();
-            var socket = Scenario.PathFor("vhost3.socket");
-            await scenario.StartDaemonAsync(
-                ["--guest-cid", "3", "--socket", socket, "--uds-path", UdsPath, "--tx-buffer-size", "262144"], [socket], [UdsPath]);
-            Guest = scenario.StartGuest("cid3", socket, $"cid;bg:listen-echo,{StreamPort},0;bg:seq-listen-echo,{SeqpacketPort},0",
-                console: true, lifetime: TimeSpan.FromMinutes(20));
-            await Guest.WaitForListenerAsync(StreamPort, E2ETimeouts.Boot);
-            await Guest.WaitForListenerAsync(SeqpacketPort, E2ETimeouts.Boot);
-        }
-        catch (Exception e)
-        {
-            startupFailure = e;
-        }
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (scenario is not null)
-            await scenario.DisposeAsync();
-    }
-
-    public Task RunAsync(ITestOutputHelper output, Func<Task> body)
-    {
-        if (startupFailure is not null)
-        {
-            var diagnostics = scenario?.Diagnostics() ?? "";
-            var problem = startupFailure is GuestConsoleException g ? g.Problem : startupFailure.ToString();
-            throw new E2EScenarioException($"daemon + guest did not start: {problem}\n{diagnostics}", startupFailure);
-        }
-        return Scenario.RunAsync(output, body);
+        var socket = Scenario.PathFor("vhost3.socket");
+        await scenario.StartDaemonAsync(
+            ["--guest-cid", "3", "--socket", socket, "--uds-path", UdsPath, "--tx-buffer-size", "262144"], [socket], [UdsPath]);
+        Guest = scenario.StartGuest("cid3", socket, $"cid;bg:listen-echo,{StreamPort},0;bg:seq-listen-echo,{SeqpacketPort},0",
+            console: true, lifetime: TimeSpan.FromMinutes(20));
+        await Guest.WaitForListenerAsync(StreamPort, E2ETimeouts.Boot);
+        await Guest.WaitForListenerAsync(SeqpacketPort, E2ETimeouts.Boot);
     }
 }
 
