@@ -90,6 +90,33 @@ public sealed class HostSeqpacketStreamTests : IDisposable
         return buffer.AsSpan(0, n).ToArray();
     }
 
+    /// <summary>
+    /// For a test that needs RX buffers of its own: a stream on <paramref name="rig"/> that we open (REQUEST, which
+    /// takes one of the buffers, then the guest's RESPONSE), after <paramref name="buffers"/> RX buffers of
+    /// <paramref name="length"/> bytes are posted.
+    /// </summary>
+    private HostSeqpacketStream OpenOnOwnRig(DeviceRig rig, int buffers, uint length = 4096)
+    {
+        var stream = new HostSeqpacketStream(new FakeStreamHost(rig.DeviceLog), TxBufferSize, _ours.Handle, sendsOkLine: false, HostSocketFamily.Unix);
+        try
+        {
+            rig.PostRxBuffers(buffers, length);
+            stream.OnRegistered();
+            stream.OpenToGuest(Key);
+            rig.RunRx(stream);
+            FakeStreamHost.EndTurn(stream);
+            Assert.Single(rig.TakeRx()); // REQUEST
+            rig.SendTx(DeviceRig.FromGuest(Key, VsockOp.Response, 0, GuestBufAlloc, 0, VsockType.SeqPacket));
+            rig.RunTx(stream);
+            return stream;
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
     private static byte[] Pattern(int length, int seed)
     {
         var data = new byte[length];
@@ -189,18 +216,9 @@ public sealed class HostSeqpacketStreamTests : IDisposable
     public void Without_enough_rx_buffers_the_message_stays_in_the_socket_and_no_buffer_is_used()
     {
         using var rig = new DeviceRig();
-        var host = new FakeStreamHost(rig.DeviceLog);
-        var stream = new HostSeqpacketStream(host, TxBufferSize, _ours.Handle, sendsOkLine: false, HostSocketFamily.Unix);
+        var stream = OpenOnOwnRig(rig, 2);
         try
         {
-            rig.PostRxBuffers(2);
-            stream.OnRegistered();
-            stream.OpenToGuest(Key);
-            rig.RunRx(stream);
-            FakeStreamHost.EndTurn(stream);
-            Assert.Single(rig.TakeRx()); // REQUEST
-            rig.SendTx(DeviceRig.FromGuest(Key, VsockOp.Response, 0, GuestBufAlloc, 0, VsockType.SeqPacket));
-            rig.RunTx(stream);
 
             _peer.Send(Pattern(10000, 7)); // three 4 KiB buffers' worth; one is posted
             stream.OnSocketReady(EpollEvents.In);
@@ -223,18 +241,9 @@ public sealed class HostSeqpacketStreamTests : IDisposable
     public void A_message_needing_more_buffers_than_one_read_takes_goes_partly_through_a_spill_and_keeps_its_eom_last()
     {
         using var rig = new DeviceRig();
-        var host = new FakeStreamHost(rig.DeviceLog);
-        var stream = new HostSeqpacketStream(host, TxBufferSize, _ours.Handle, sendsOkLine: false, HostSocketFamily.Unix);
+        var stream = OpenOnOwnRig(rig, 200, length: 512); // 468 payload bytes each: a 64 KiB message needs 141
         try
         {
-            rig.PostRxBuffers(200, length: 512); // 468 payload bytes each: a 64 KiB message needs 141
-            stream.OnRegistered();
-            stream.OpenToGuest(Key);
-            rig.RunRx(stream);
-            FakeStreamHost.EndTurn(stream);
-            rig.TakeRx();
-            rig.SendTx(DeviceRig.FromGuest(Key, VsockOp.Response, 0, GuestBufAlloc, 0, VsockType.SeqPacket));
-            rig.RunTx(stream);
 
             var message = Pattern(65536, 3);
             _peer.Send(message);
@@ -258,18 +267,9 @@ public sealed class HostSeqpacketStreamTests : IDisposable
     public void A_spilled_tail_waits_for_credit_and_the_next_message_waits_behind_it()
     {
         using var rig = new DeviceRig();
-        var host = new FakeStreamHost(rig.DeviceLog);
-        var stream = new HostSeqpacketStream(host, TxBufferSize, _ours.Handle, sendsOkLine: false, HostSocketFamily.Unix);
+        var stream = OpenOnOwnRig(rig, 71, length: 512); // one for the REQUEST, 70 for data
         try
         {
-            rig.PostRxBuffers(71, length: 512); // one for the REQUEST, 70 for data
-            stream.OnRegistered();
-            stream.OpenToGuest(Key);
-            rig.RunRx(stream);
-            FakeStreamHost.EndTurn(stream);
-            rig.TakeRx();
-            rig.SendTx(DeviceRig.FromGuest(Key, VsockOp.Response, 0, GuestBufAlloc, 0, VsockType.SeqPacket));
-            rig.RunTx(stream);
 
             _peer.Send(Pattern(40000, 5)); // 86 buffers: 64 in the read, the rest spilled
             _peer.Send(Pattern(10, 6));
