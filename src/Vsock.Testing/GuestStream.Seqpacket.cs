@@ -60,36 +60,9 @@ public sealed partial class GuestStream
         var offset = 0;
         while (offset < message.Length)
         {
-            var wait = TrySendSome(message.Span, ref offset, end);
+            var wait = TryWriteSome(message.Span, ref offset, end);
             if (wait is not null)
                 await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private Task? TrySendSome(ReadOnlySpan<byte> data, ref int offset, uint endFlags)
-    {
-        lock (_guest.Sync)
-        {
-            while (offset < data.Length)
-            {
-                _guest.ThrowIfUnusable();
-                if (State != StreamState.Connected)
-                    throw new GuestStreamClosedException($"stream {this} is not connected");
-                if (Done)
-                    throw new GuestStreamClosedException(PeerReset ? $"stream {this} was reset by the peer" : $"stream {this} is closed");
-                if ((LocalShutdown & VsockWire.ShutdownSend) != 0)
-                    throw new GuestStreamClosedException($"stream {this} is shut down for sending");
-                var credit = Credit();
-                if (credit == 0)
-                    return Changed.Wait();
-                var length = (int)Math.Min(Math.Min(data.Length - offset, credit), _guest.MaxPacketPayload);
-                var flags = offset + length == data.Length ? endFlags : 0;
-                if (!_guest.TryPostStreamData(this, data.Slice(offset, length), flags))
-                    return _guest.TxSpaceWait();
-                TxCnt += (uint)length;
-                offset += length;
-            }
-            return null;
         }
     }
 

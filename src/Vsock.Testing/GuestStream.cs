@@ -131,7 +131,13 @@ public sealed partial class GuestStream : IAsyncDisposable
         }
     }
 
-    private Task? TryWriteSome(ReadOnlySpan<byte> data, ref int offset)
+    /// <summary>
+    /// Posts what credit and TX descriptors allow of <paramref name="data"/> from <paramref name="offset"/> on, in
+    /// packets of at most the guest's largest payload; the last packet of <paramref name="data"/> carries
+    /// <paramref name="endFlags"/> (a SEQPACKET message's EOM). Returns what to wait for when it must stop, or null
+    /// when all went. The send checks are Linux's for both socket types (vsock_connectible_sendmsg).
+    /// </summary>
+    private Task? TryWriteSome(ReadOnlySpan<byte> data, ref int offset, uint endFlags = 0)
     {
         lock (_guest.Sync)
         {
@@ -150,7 +156,8 @@ public sealed partial class GuestStream : IAsyncDisposable
                 if (credit == 0)
                     return Changed.Wait();
                 var length = (int)Math.Min(Math.Min(data.Length - offset, credit), _guest.MaxPacketPayload);
-                if (!_guest.TryPostStreamData(this, data.Slice(offset, length)))
+                var flags = offset + length == data.Length ? endFlags : 0;
+                if (!_guest.TryPostStreamData(this, data.Slice(offset, length), flags))
                     return _guest.TxSpaceWait();
                 TxCnt += (uint)length;
                 offset += length;
