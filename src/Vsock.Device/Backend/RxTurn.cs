@@ -349,7 +349,6 @@ public unsafe ref struct RxTurn
         }
     }
 
-    /// <summary>Iovecs for the first <paramref name="bytes"/> of slot <paramref name="slot"/>'s payload area.</summary>
     /// <summary>The payload areas of the <paramref name="chains"/> taken for a read, whole, as one iovec array (at most
     /// <see cref="RxScratch.MaxSegments"/> entries); returns how many it wrote.</summary>
     private readonly int PayloadIov(int chains, IoVec* iov)
@@ -377,6 +376,7 @@ public unsafe ref struct RxTurn
         return RxReadResult.Error;
     }
 
+    /// <summary>Iovecs for the first <paramref name="bytes"/> of slot <paramref name="slot"/>'s payload area.</summary>
     private readonly int PayloadSegments(int slot, uint bytes, IoVec* into, int max)
     {
         var start = _scratch.SegmentStarts[slot];
