@@ -16,6 +16,11 @@ internal sealed record BenchOptions
     public bool Pinned { get; init; } = true;
     /// <summary>How long the synthetic guest's driver thread polls before it blocks (0: it blocks at once).</summary>
     public int GuestPollMicroseconds { get; init; }
+    /// <summary>
+    /// The buf_alloc the synthetic guest advertises (Linux's default, 256 KiB; an application can change it with
+    /// SO_VM_SOCKETS_BUFFER_SIZE): the most a stream may have in flight toward the guest.
+    /// </summary>
+    public uint GuestBufAlloc { get; init; } = 256 * 1024;
     /// <summary>The synthetic guest asks for TX interrupts only when it needs TX room (SyntheticGuestOptions.LazyTxReclaim).</summary>
     public bool LazyTxReclaim { get; init; } = true;
     /// <summary>The daemon's <c>--tx-buffer-size</c> and <c>--queue-size</c>; the defaults are issue 10's run.</summary>
@@ -28,7 +33,7 @@ internal sealed record BenchOptions
     public const string Usage = """
         usage: Vsock.Bench [--daemon PATH/vhost-device-vsock.dll] [--cell-mib 512] [--gc-mib 1024]
                            [--idle 10000] [--latency 20000] [--rate 20000] [--placement both|pinned|unpinned]
-                           [--guest-poll-us 0] [--guest-tx-interrupts lazy|always]
+                           [--guest-poll-us 0] [--guest-tx-interrupts lazy|always] [--guest-buf-alloc 262144]
                            [--tx-buffer-size 262144] [--queue-size 256] (both passed to the daemon)
                            [--metrics-scrape-ms 0] (above 0: the daemon gets --metrics-listen, scraped that often)
                            [--only reference,throughput,latency,rate,multivm,memory,gc,seqpacket] [--quick]
@@ -51,6 +56,7 @@ internal sealed record BenchOptions
                 "--latency" => options with { LatencySamples = NextInt() },
                 "--rate" => options with { RateConnections = NextInt() },
                 "--guest-poll-us" => options with { GuestPollMicroseconds = NextInt() },
+                "--guest-buf-alloc" => options with { GuestBufAlloc = checked((uint)NextInt()) },
                 "--tx-buffer-size" => options with { Daemon = options.Daemon with { TxBufferSize = NextInt() } },
                 "--queue-size" => options with { Daemon = options.Daemon with { QueueSize = NextInt() } },
                 "--metrics-scrape-ms" => options with { Daemon = options.Daemon with { MetricsScrapeMs = NextInt() } },

@@ -79,7 +79,7 @@ internal sealed class Report(BenchOptions options)
         Line(options.Daemon.MetricsScrapeMs > 0
             ? $"- metrics endpoint: on (`--metrics-listen 127.0.0.1:PORT`, a free port per daemon), `/metrics` scraped every {options.Daemon.MetricsScrapeMs} ms by this process"
             : "- metrics endpoint: off (no `--metrics-listen`)");
-        Line("- driver: this process; a synthetic guest (QEMU 7.2 + Linux virtio-vsock: 128-entry rings, 4 KiB RX buffers, EVENT_IDX, buf_alloc 256 KiB, 64 KiB max packet) over the real vhost-user socket, and host applications on the real unix sockets (blocking calls, one thread per stream)");
+        Line($"- driver: this process; a synthetic guest (QEMU 7.2 + Linux virtio-vsock: 128-entry rings, 4 KiB RX buffers, EVENT_IDX, buf_alloc {options.GuestBufAlloc / 1024} KiB{(options.GuestBufAlloc == 256 * 1024 ? "" : " (--guest-buf-alloc; Linux's default is 256)")}, 64 KiB max packet) over the real vhost-user socket, and host applications on the real unix sockets (blocking calls, one thread per stream)");
         Line($"- guest applications: inside the driver thread (sink, source, echo, ping-pong, accept-and-close, connect-and-close; no copy to an application buffer, no hand-off to a task); " +
              $"TX interrupts {(options.LazyTxReclaim ? "only when TX room is needed (lazy reclaim)" : "always (as Linux virtio-vsock)")}; " +
              $"driver polls {options.GuestPollMicroseconds} µs before it sleeps");
@@ -150,13 +150,13 @@ internal sealed class Report(BenchOptions options)
                 {
                     var cell = Throughput.GetValueOrDefault((p, direction, size, streams));
                     var value = cell.BytesPerSecond;
-                    row.Append(CultureInfo.InvariantCulture, $" {Mb(value)} | {Ratio(value, reference)} | {Cores(cell.DaemonCores)} | {Cores(cell.DriverCores)} |");
+                    row.Append(CultureInfo.InvariantCulture, $" {Mb(value)} | {Ratio(value, reference)} | {Cores(cell.DaemonCores)} | {Cores(cell.DriverCores)} ({Cores(cell.GuestCores)} + {Cores(cell.HostCores)}) |");
                 }
                 Line(row.ToString());
             }
         }
         Line();
-        Line("CPU columns: the daemon process and the driver (synthetic guest + host applications). The daemon's includes its idle polling (up to 50 µs after each burst), so 1.00 does not by itself mean saturated.");
+        Line("CPU columns: the daemon process and the driver, in brackets the synthetic guest's driver thread + the host application threads (the rest of the driver's is the runtime's own threads). The daemon's includes its idle polling (up to 50 µs after each burst), so 1.00 does not by itself mean saturated.");
         Line("Reference: the same bytes through one connected pair of unix stream sockets per stream, a writer thread and a reader thread that copies every read once more (memcpy into a second buffer).");
     }
 

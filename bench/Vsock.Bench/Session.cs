@@ -25,7 +25,7 @@ internal sealed class Session : IAsyncDisposable
     /// <summary>A fresh port per measurement, so no listener or stream of an earlier one interferes.</summary>
     public uint NextPort() => _nextPort++;
 
-    /// <summary>The synthetic guests play QEMU 7.2 + Linux: 128-entry rings, 4 KiB RX buffers, EVENT_IDX, buf_alloc 256 KiB.</summary>
+    /// <summary>The synthetic guests play QEMU 7.2 + Linux: 128-entry rings, 4 KiB RX buffers, EVENT_IDX, buf_alloc 256 KiB (unless --guest-buf-alloc).</summary>
     public static async Task<Session> StartAsync(BenchOptions options, ulong daemonMask, int vmCount = 1)
     {
         var daemon = await DaemonProcess.StartAsync(options.LauncherDll, daemonMask, options.Daemon, vmCount);
@@ -40,6 +40,7 @@ internal sealed class Session : IAsyncDisposable
                     MemorySize = 128L << 20,
                     PollBeforeSleep = TimeSpan.FromMicroseconds(options.GuestPollMicroseconds),
                     LazyTxReclaim = options.LazyTxReclaim,
+                    BufAlloc = options.GuestBufAlloc,
                 });
                 vms.Add(new GuestVm(vm.Cid, guest, vm.UdsPath));
             }

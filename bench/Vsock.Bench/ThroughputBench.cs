@@ -11,8 +11,11 @@ internal enum Direction
     GuestToHost,
 }
 
-/// <summary>Bytes per second, and the CPU time of the daemon and of the driver per second of the run (1.0 = one core busy).</summary>
-internal readonly record struct ThroughputResult(double BytesPerSecond, double DaemonCores, double DriverCores);
+/// <summary>
+/// Bytes per second, and the CPU time of the daemon and of the driver per second of the run (1.0 = one core busy); of
+/// the driver's, the synthetic guest's driver thread and the host application threads (0 where not measured).
+/// </summary>
+internal readonly record struct ThroughputResult(double BytesPerSecond, double DaemonCores, double DriverCores, double GuestCores = 0, double HostCores = 0);
 
 /// <summary>A run over several streams: all of them together, and each stream's own rate (its bytes over the time it took).</summary>
 internal readonly record struct StreamsResult(ThroughputResult Total, double[] PerStreamBytesPerSecond);
@@ -55,13 +58,13 @@ internal static class ThroughputBench
             var host = hosts[i];
             var guest = guests[i];
             work[i] = direction == Direction.HostToGuest
-                ? Timed(HostSockets.RunThread("host-send", () => HostSockets.SendBlocking(host, perStream, writeSize)), guest.SinkAsync(perStream))
-                : Timed(guest.SourceAsync(perStream, writeSize), HostSockets.RunThread("host-receive", () => HostSockets.ReceiveBlocking(host, perStream)));
+                ? Timed(HostSockets.RunThread("host-send", () => HostSockets.SendBlocking(host, perStream, writeSize), meter), guest.SinkAsync(perStream))
+                : Timed(guest.SourceAsync(perStream, writeSize), HostSockets.RunThread("host-receive", () => HostSockets.ReceiveBlocking(host, perStream), meter));
         }
         var seconds = await Task.WhenAll(work).WaitAsync(cancellationToken);
         var cpu = meter.Stop();
         return new StreamsResult(
-            new ThroughputResult(perStream * hosts.Length / cpu.Seconds, cpu.Daemon, cpu.Driver),
+            new ThroughputResult(perStream * hosts.Length / cpu.Seconds, cpu.Daemon, cpu.Driver, cpu.GuestDriver, cpu.HostApps),
             [.. seconds.Select(s => perStream / s)]);
 
         async Task<double> Timed(Task a, Task b)

@@ -39,6 +39,8 @@ public static class VsockMeter
         Counter(meter, "vsock.rx.packets", "{packet}", "Packets delivered into the guest's RX ring, control packets included", c => c.RxPackets);
         Counter(meter, "vsock.tx.bytes", "By", "Payload bytes the guest sent (its TX ring)", c => c.TxBytes);
         Counter(meter, "vsock.tx.packets", "{packet}", "Valid packets the guest sent, control packets included", c => c.TxPackets);
+        Counter(meter, "vsock.rx.turns", "{turn}", "Turns of filling the guest's RX ring (each ends with at most one interrupt)", c => c.RxTurns);
+        Counter(meter, "vsock.rx.reads", "{read}", "Host socket reads straight into RX buffers (one recvmsg each, any number of buffers)", c => c.RxReads);
         Counter(meter, "vsock.rx.notifications", "{notification}", "Interrupts sent to the guest for its RX ring (call eventfd writes)", c => c.RxNotifications);
         Counter(meter, "vsock.tx.notifications", "{notification}", "Interrupts sent to the guest for its TX ring (call eventfd writes)", c => c.TxNotifications);
         Counter(meter, "vsock.tx.kicks", "{kick}", "TX ring turns started by a guest kick (the others found work by polling the ring)", c => c.TxKicks);
