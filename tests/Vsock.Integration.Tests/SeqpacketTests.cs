@@ -40,17 +40,40 @@ public sealed class SeqpacketTests
         return buffer.AsSpan(0, message.Length).ToArray();
     }
 
+    /// <summary>
+    /// A guest SEQPACKET connection to a host listener on <c>uds-path_PORT</c> (a fresh port): the host's accepted
+    /// socket, the guest's stream and the port. Disposing it closes the host socket.
+    /// </summary>
+    private static async Task<GuestToHost> GuestConnectsToHostAsync(InProcessDaemon daemon, SyntheticGuest guest, CancellationToken cancellationToken)
+    {
+        var port = Scenario.NextPort();
+        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port, SocketKind.Seqpacket);
+        var connect = guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cancellationToken, SocketKind.Seqpacket);
+        var host = await listener.AcceptAsync(cancellationToken);
+        try
+        {
+            return new GuestToHost(host, await connect, port);
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
+    }
+
+    private sealed record GuestToHost(Socket Host, GuestStream Stream, uint Port) : IDisposable
+    {
+        public void Dispose() => Host.Dispose();
+    }
+
     [Fact]
     public async Task Guest_initiated_messages_of_every_size_are_echoed_by_a_host_seqpacket_listener_whole()
     {
         await using var daemon = await InProcessDaemon.StartAsync(1, vm => vm with { TxBufferSize = 262144 });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Timeout);
-        var port = Scenario.NextPort();
-        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port, SocketKind.Seqpacket);
-        var connect = guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token, SocketKind.Seqpacket);
-        using var host = await listener.AcceptAsync(cts.Token);
-        var stream = await connect;
+        using var connected = await GuestConnectsToHostAsync(daemon, guest, cts.Token);
+        var (host, stream, _) = connected;
         var echo = Task.Run(async () =>
         {
             while (true)
@@ -122,12 +145,9 @@ public sealed class SeqpacketTests
         await using var daemon = await InProcessDaemon.StartAsync(1, vm => vm with { TxBufferSize = 262144 });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Timeout);
-        var port = Scenario.NextPort();
-        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port, SocketKind.Seqpacket);
-        var connect = guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token, SocketKind.Seqpacket);
-        using var host = await listener.AcceptAsync(cts.Token);
+        using var connected = await GuestConnectsToHostAsync(daemon, guest, cts.Token);
+        var (host, stream, _) = connected;
         host.SendBufferSize = 4 << 20;
-        var stream = await connect;
 
         // Host → guest: 40 messages of up to 150 KB sent at once; the guest's 256 KiB buffer holds one or two.
         var lengths = Lengths(32, 14).Select(l => Math.Min(l, 150_000)).ToList();
@@ -240,11 +260,8 @@ public sealed class SeqpacketTests
         await using var daemon = await InProcessDaemon.StartAsync();
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket, new SyntheticGuestOptions { BufAlloc = 65536 });
         using var cts = new CancellationTokenSource(Timeout);
-        var port = Scenario.NextPort();
-        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port, SocketKind.Seqpacket);
-        var connect = guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token, SocketKind.Seqpacket);
-        using var host = await listener.AcceptAsync(cts.Token);
-        var stream = await connect;
+        using var connected = await GuestConnectsToHostAsync(daemon, guest, cts.Token);
+        var (host, stream, _) = connected;
         await host.SendAsync(new byte[65536], SocketFlags.None, cts.Token);
         Assert.Equal(65536, (await stream.ReceiveMessageAsync(new byte[70000], cts.Token)).Length);
         await host.SendAsync(new byte[65537], SocketFlags.None, cts.Token);
@@ -259,11 +276,8 @@ public sealed class SeqpacketTests
         await using var daemon = await InProcessDaemon.StartAsync(1, vm => vm with { TxBufferSize = 16384 });
         await using var guest = SyntheticGuest.Connect(daemon[0].Socket);
         using var cts = new CancellationTokenSource(Timeout);
-        var port = Scenario.NextPort();
-        using var listener = HostVsock.Listen(daemon[0].UdsPath!, port, SocketKind.Seqpacket);
-        var connect = guest.ConnectAsync(2, port, TimeSpan.FromSeconds(5), cts.Token, SocketKind.Seqpacket);
-        using var host = await listener.AcceptAsync(cts.Token);
-        var stream = await connect;
+        using var connected = await GuestConnectsToHostAsync(daemon, guest, cts.Token);
+        var (host, stream, port) = connected;
         var rw = guest.MakeHeader(2, stream.LocalPort, port, VsockOp.Rw, 8192) with { Type = VsockWire.TypeSeqpacket };
         guest.SendPacket(rw, new byte[8192]);
         guest.SendPacket(rw, new byte[8192]);
