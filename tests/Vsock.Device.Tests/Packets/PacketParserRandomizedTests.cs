@@ -2,6 +2,7 @@ using Vsock.Device.Memory;
 using Vsock.Device.Packets;
 using Vsock.Device.Tests.TestSupport;
 using Vsock.Device.Virtio;
+using Vsock.Models;
 
 namespace Vsock.Device.Tests.Packets;
 
@@ -44,13 +45,13 @@ public sealed unsafe class PacketParserRandomizedTests : IDisposable
 
             var txError = VsockPacket.TryFromTxChain(memory, new DescriptorChain(0, buffers), maxDataSize, out var tx);
             txOutcomes[txError] = txOutcomes.GetValueOrDefault(txError) + 1;
-            Assert.Equal(ModelTx(memory, buffers, maxDataSize, out var header, out var payload), txError);
+            Assert.Equal(PacketModel.Tx(memory, buffers, maxDataSize, out var header, out var payload), txError);
             if (txError == VsockPacketError.None)
                 CheckTx(random, memory, buffers, ref tx, header, payload!);
 
             var rxError = VsockPacket.TryFromRxChain(memory, new DescriptorChain(0, buffers), out var rx);
             rxOutcomes[rxError] = rxOutcomes.GetValueOrDefault(rxError) + 1;
-            Assert.Equal(ModelRx(memory, buffers, out var capacity), rxError);
+            Assert.Equal(PacketModel.Rx(memory, buffers, out var capacity), rxError);
             if (rxError == VsockPacketError.None)
                 CheckRx(random, memory, buffers, ref rx, capacity);
         }
@@ -85,10 +86,10 @@ public sealed unsafe class PacketParserRandomizedTests : IDisposable
 
         if (random.Next(8) == 0)
         {
-            var before = ReadStream(memory, buffers, 44UL + header.Len);
+            var before = PacketModel.ReadStream(memory, buffers, 44UL + header.Len);
             tx.SetHeader(RandomHeader(random));
             tx.FwdCnt = (uint)random.Next();
-            Assert.Equal(before, ReadStream(memory, buffers, 44UL + header.Len));
+            Assert.Equal(before, PacketModel.ReadStream(memory, buffers, 44UL + header.Len));
         }
     }
 
@@ -98,7 +99,7 @@ public sealed unsafe class PacketParserRandomizedTests : IDisposable
         Assert.Equal(capacity, rx.DataCapacity);
         var length = 44UL + capacity;
 
-        var expected = ReadStream(memory, buffers, length)!;
+        var expected = PacketModel.ReadStream(memory, buffers, length)!;
         var offset = (uint)random.Next(0, (int)capacity + 5);
         var source = new byte[random.Next(0, (int)capacity + 5)];
         random.NextBytes(source);
@@ -114,96 +115,8 @@ public sealed unsafe class PacketParserRandomizedTests : IDisposable
         rx.SetFlag((uint)random.Next(4));
         rx.Header.Write(expected);
         // Random chains may alias guest bytes; the stream model only holds for disjoint buffers.
-        if (!Overlap(buffers, length))
-            Assert.Equal(expected, ReadStream(memory, buffers, length));
-    }
-
-    /// <summary>Whether two of the buffers holding the first <paramref name="length"/> stream bytes share a guest byte.</summary>
-    private static bool Overlap(GuestBuffer[] buffers, ulong length)
-    {
-        var used = new List<(ulong Start, ulong End)>();
-        foreach (var b in buffers)
-        {
-            var n = Math.Min(b.Length, length);
-            length -= n;
-            if (n != 0)
-                used.Add((b.Address, b.Address + n));
-        }
-        used.Sort();
-        for (var i = 1; i < used.Count; i++)
-        {
-            if (used[i].Start < used[i - 1].End)
-                return true;
-        }
-        return false;
-    }
-
-    /// <summary>The TX rules in the obvious order, over a naive byte-stream read of the chain.</summary>
-    private static VsockPacketError ModelTx(GuestMemory memory, GuestBuffer[] buffers, uint maxDataSize, out VsockHeader header, out byte[]? payload)
-    {
-        header = default;
-        payload = null;
-        if (buffers.Length == 0)
-            return VsockPacketError.DescriptorChainTooShort;
-        if (buffers.Any(b => b.DeviceWritable))
-            return VsockPacketError.UnexpectedWriteOnlyDescriptor;
-        var total = buffers.Aggregate(0UL, (s, b) => s + b.Length);
-        if (total > uint.MaxValue)
-            return VsockPacketError.DescriptorLengthTooLong;
-        if (total < 44)
-            return VsockPacketError.DescriptorLengthTooSmall;
-        var raw = ReadStream(memory, buffers, 44);
-        if (raw is null)
-            return VsockPacketError.InvalidMemoryAccess;
-        header = VsockHeader.Read(raw);
-        if (header.Len > maxDataSize || header.Len > 65536)
-            return VsockPacketError.InvalidHeaderLen;
-        if (total < 44UL + header.Len)
-            return VsockPacketError.DescriptorLengthTooSmall;
-        var stream = ReadStream(memory, buffers, 44UL + header.Len);
-        if (stream is null)
-            return VsockPacketError.InvalidMemoryAccess;
-        payload = stream[44..];
-        return VsockPacketError.None;
-    }
-
-    private static VsockPacketError ModelRx(GuestMemory memory, GuestBuffer[] buffers, out uint capacity)
-    {
-        capacity = 0;
-        if (buffers.Length == 0)
-            return VsockPacketError.DescriptorChainTooShort;
-        if (buffers.Any(b => !b.DeviceWritable))
-            return VsockPacketError.UnexpectedReadOnlyDescriptor;
-        var total = buffers.Aggregate(0UL, (s, b) => s + b.Length);
-        if (total > uint.MaxValue)
-            return VsockPacketError.DescriptorLengthTooLong;
-        if (total < 44)
-            return VsockPacketError.DescriptorLengthTooSmall;
-        capacity = (uint)Math.Min(total - 44, 65536);
-        if (ReadStream(memory, buffers, 44UL + capacity) is null)
-        {
-            capacity = 0;
-            return VsockPacketError.InvalidMemoryAccess;
-        }
-        return VsockPacketError.None;
-    }
-
-    /// <summary>The first <paramref name="length"/> bytes of the chain, or null if one of them is outside memory.</summary>
-    private static byte[]? ReadStream(GuestMemory memory, GuestBuffer[] buffers, ulong length)
-    {
-        var result = new byte[length];
-        var done = 0;
-        foreach (var b in buffers)
-        {
-            var n = (int)Math.Min(b.Length, length - (ulong)done);
-            if (n == 0)
-                continue;
-            if (!memory.TryGetHostPointer(b.Address, (ulong)n, out var p))
-                return null;
-            new ReadOnlySpan<byte>(p, n).CopyTo(result.AsSpan(done));
-            done += n;
-        }
-        return (ulong)done == length ? result : null;
+        if (!PacketModel.Overlap(buffers, length))
+            Assert.Equal(expected, PacketModel.ReadStream(memory, buffers, length));
     }
 
     private static VsockHeader RandomHeader(Random random)

@@ -1,6 +1,7 @@
 using Vsock.Device.Memory;
 using Vsock.Device.Tests.TestSupport;
 using Vsock.Device.Virtio;
+using Vsock.Models;
 
 namespace Vsock.Device.Tests.Virtio;
 
@@ -187,58 +188,14 @@ public sealed unsafe class ChainWalkerRandomizedTests : IDisposable
         return new VirtqDescriptor { Address = address, Length = length, Flags = flags, Next = next };
     }
 
-    /// <summary>
-    /// The spec's chain rules written the obvious way: loops found with a visited set, every buffer checked
-    /// against memory. Null if the chain is malformed.
-    /// </summary>
-    private static GuestBuffer[]? ReferenceWalk(GuestMemory memory, ushort size, bool indirectNegotiated, ushort head)
+    /// <summary>The chain as the model walks it over live memory (the table at gpa 0, MockDriver's layout); null if malformed.</summary>
+    private static GuestBuffer[]? ReferenceWalk(GuestMemory memory, ushort size, bool indirectNegotiated, ushort head) =>
+        ChainModel.Walk(memory, (gpa, entry) => ReadLive(memory, gpa, entry), 0, size, indirectNegotiated, head)?.ToArray();
+
+    private static bool ReadLive(GuestMemory memory, ulong gpa, Span<byte> entry)
     {
-        if (head >= size)
-            return null;
-        var buffers = new List<GuestBuffer>();
-        var seenWritable = false;
-        ulong total = 0;
-        ulong tableGpa = 0; // 0 and tableLength = size: the descriptor table at gpa 0 (MockDriver's layout)
-        uint tableLength = size;
-        var inIndirect = false;
-        var visited = new HashSet<uint>();
-        uint index = head;
-        while (true)
-        {
-            if (index >= tableLength || !visited.Add(index))
-                return null;
-            var entry = tableGpa + (ulong)index * 16;
-            var address = memory.ReadUInt64(entry);
-            var length = memory.ReadUInt32(entry + 8);
-            var flags = memory.ReadUInt16(entry + 12);
-            var next = memory.ReadUInt16(entry + 14);
-            if ((flags & DescriptorFlags.Indirect) != 0)
-            {
-                if (inIndirect || !indirectNegotiated || (flags & DescriptorFlags.Next) != 0)
-                    return null;
-                if (length == 0 || length % 16 != 0 || length > 65536 || !memory.TryGetHostPointer(address, length, out _))
-                    return null;
-                inIndirect = true;
-                tableGpa = address;
-                tableLength = length / 16;
-                visited.Clear();
-                index = 0;
-                continue;
-            }
-            var writable = (flags & DescriptorFlags.Write) != 0;
-            if (!writable && seenWritable)
-                return null;
-            seenWritable |= writable;
-            if (!memory.TryGetHostPointer(address, length, out _))
-                return null;
-            total += length;
-            if (total > uint.MaxValue)
-                return null;
-            buffers.Add(new GuestBuffer(address, length, writable));
-            if ((flags & DescriptorFlags.Next) == 0)
-                return [.. buffers];
-            index = next;
-        }
+        memory.Read(gpa, entry); // the table is always in memory here
+        return true;
     }
 
     private static void TakeSnapshot(GuestMemory memory, (ulong Gpa, int Length)[] areas, byte[] snapshot)

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Vsock.Device.Memory;
 using Vsock.Device.Packets;
 using Vsock.Device.Virtio;
+using Vsock.Models;
 
 namespace Vsock.Fuzz.Targets.Virtqueue;
 
@@ -76,7 +77,6 @@ internal sealed unsafe class VirtqueueTarget : IFuzzTarget
     {
         private readonly byte[][] _snapshot = ram.NewSnapshot();
         private readonly GuestMemory _memory = ram.Memory;
-        private readonly List<GuestBuffer> _expected = [];
         private int _chains, _malformed, _tx, _rx;
 
         public string Summary() => $"{_chains} chains ({_tx} TX, {_rx} RX packets), {_malformed} malformed{(queue.IsBroken ? ", ring broken" : "")}";
@@ -214,6 +214,10 @@ internal sealed unsafe class VirtqueueTarget : IFuzzTarget
             if (txError == VsockPacketError.None)
             {
                 _tx++;
+                var encoded = new byte[Header];
+                header.Write(encoded);
+                Invariant.Holds(PacketModel.ReadStream(_memory, buffers, Header) is { } raw && encoded.AsSpan().SequenceEqual(raw),
+                    "a vsock header does not survive Read then Write");
                 Invariant.Holds(tx.Header.Equals(header) && tx.DataCapacity == header.Len, "the TX header differs from the bytes in the chain");
                 var copy = new byte[payload!.Length];
                 Invariant.Holds(tx.CopyDataTo(copy) == payload.Length && copy.AsSpan().SequenceEqual(payload), "the TX payload differs from the chain's bytes");
@@ -264,56 +268,8 @@ internal sealed unsafe class VirtqueueTarget : IFuzzTarget
             return (_memory.ReadUInt32(gpa), _memory.ReadUInt32(gpa + 4));
         }
 
-        /// <summary>
-        /// The spec's chain rules the obvious way, over the snapshot taken before the pop: loops found with a visited
-        /// set, every buffer checked against memory. Null if the chain is malformed.
-        /// </summary>
-        private List<GuestBuffer>? ReferenceWalk(ushort head)
-        {
-            if (head >= size)
-                return null;
-            _expected.Clear();
-            var seenWritable = false;
-            ulong total = 0, table = desc;
-            uint tableLength = size, index = head;
-            var inIndirect = false;
-            var visited = new HashSet<uint>();
-            Span<byte> entry = stackalloc byte[VirtqDescriptor.Size];
-            while (true)
-            {
-                if (index >= tableLength || !visited.Add(index) || !ram.TryRead(_snapshot, table + (ulong)index * 16, entry))
-                    return null;
-                var address = BinaryPrimitives.ReadUInt64LittleEndian(entry);
-                var length = BinaryPrimitives.ReadUInt32LittleEndian(entry[8..]);
-                var flags = BinaryPrimitives.ReadUInt16LittleEndian(entry[12..]);
-                var next = BinaryPrimitives.ReadUInt16LittleEndian(entry[14..]);
-                if ((flags & DescriptorFlags.Indirect) != 0)
-                {
-                    if (inIndirect || !indirect || (flags & DescriptorFlags.Next) != 0)
-                        return null;
-                    if (length == 0 || length % 16 != 0 || length > 65536 || !_memory.TryGetHostPointer(address, length, out _))
-                        return null;
-                    inIndirect = true;
-                    table = address;
-                    tableLength = length / 16;
-                    visited.Clear();
-                    index = 0;
-                    continue;
-                }
-                var writable = (flags & DescriptorFlags.Write) != 0;
-                if (!writable && seenWritable)
-                    return null;
-                seenWritable |= writable;
-                if (!_memory.TryGetHostPointer(address, length, out _))
-                    return null;
-                total += length;
-                if (total > uint.MaxValue)
-                    return null;
-                _expected.Add(new GuestBuffer(address, length, writable));
-                if ((flags & DescriptorFlags.Next) == 0)
-                    return _expected;
-                index = next;
-            }
-        }
+        /// <summary>The chain as the model walks it over the snapshot taken before the pop (null if malformed).</summary>
+        private List<GuestBuffer>? ReferenceWalk(ushort head) =>
+            ChainModel.Walk(_memory, (gpa, entry) => ram.TryRead(_snapshot, gpa, entry), desc, size, indirect, head);
     }
 }
