@@ -194,7 +194,7 @@ internal sealed class Report(BenchOptions options)
         if (Rate.Count == 0)
             return;
         Line();
-        Line($"## Connection set-up (connections per second; {options.RateConnections} connections, {RateConcurrency} at a time, each set up and closed by both ends)");
+        Line($"## Connection set-up (connections per second; {options.RateConnections} connections, {RateConcurrency} at a time, each set up and closed by both ends; after {RateWarmupRounds} warm-up rounds of 500 each way, {RateWarmupPause.TotalMilliseconds:0} ms apart)");
         Line();
         Line("| who connects | CPUs | per second | daemon CPU | guest driver thread CPU | host threads CPU | driver process CPU | machine CPU (all processes) |");
         Line("|---|---|---:|---:|---:|---:|---:|---:|");
@@ -367,6 +367,11 @@ internal sealed class Report(BenchOptions options)
     }
 
     public const int RateConcurrency = 16;
+
+    /// <summary>Set-up warm-up: rounds of 500 connections each way, each followed by a pause (see Program).</summary>
+    public const int RateWarmupRounds = 3;
+
+    public static readonly TimeSpan RateWarmupPause = TimeSpan.FromMilliseconds(300);
 
     public static int LatencyWarmup(BenchOptions options) => Math.Max(options.LatencySamples / 10, 100);
 
