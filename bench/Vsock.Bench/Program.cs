@@ -64,9 +64,16 @@ try
             report.DaemonCpus[Report.Name(placement)] = session.Daemon.ReadStatusText("Cpus_allowed_list");
             if (options.Phases.Contains("throughput"))
             {
-                // A short warm-up per direction: tiered JIT and the buffer pools settle before timing.
-                await ThroughputBench.RunAsync(session, Direction.HostToGuest, 64 * 1024, 1, 32L << 20);
-                await ThroughputBench.RunAsync(session, Direction.GuestToHost, 64 * 1024, 1, 32L << 20);
+                // Every shape of cell a little, in rounds with pauses: tiered JIT and the buffer pools settle before
+                // timing (see WarmUpAsync).
+                await WarmUpAsync(async () =>
+                {
+                    foreach (var direction in Report.Directions)
+                    {
+                        foreach (var (size, streams) in Report.ThroughputCells)
+                            await ThroughputBench.RunAsync(session, direction, size, streams, 16L << 20);
+                    }
+                });
                 foreach (var direction in Report.Directions)
                 {
                     foreach (var (size, streams) in Report.ThroughputCells)
@@ -93,15 +100,11 @@ try
             if (options.Phases.Contains("rate"))
             {
                 report.Progress($"{placement} connection set-up");
-                // Warm-up: the runtime compiles hot methods again (tier 1) only after they ran for a while, and until
-                // the compiler thread is done it shares the daemon's CPU with the measurement; rounds with pauses let
-                // it finish first, so the figure is the steady state of a daemon that has been serving connections.
-                for (var round = 0; round < Report.RateWarmupRounds; round++)
+                await WarmUpAsync(async () =>
                 {
                     await ConnectionRateBench.HostInitiatedAsync(session, 500, Report.RateConcurrency);
                     await ConnectionRateBench.GuestInitiatedAsync(session, 500, Report.RateConcurrency);
-                    await Task.Delay(Report.RateWarmupPause);
-                }
+                });
                 report.Rate[(placement, SetUp.HostInitiated)] = await ConnectionRateBench.HostInitiatedAsync(session, options.RateConnections, Report.RateConcurrency);
                 report.Rate[(placement, SetUp.GuestInitiated)] = await ConnectionRateBench.GuestInitiatedAsync(session, options.RateConnections, Report.RateConcurrency);
             }
@@ -166,6 +169,19 @@ finally
 
 report.Print();
 return 0;
+
+// A warm-up before a phase is timed: the runtime compiles hot methods again (tier 1) only after they have run for a
+// while (30 calls, then a 100 ms delay that each new method restarts), and until its compiler thread is done it
+// shares the daemon's CPU with the measurement. Rounds with pauses let it finish first, so a figure is the steady
+// state of a daemon that has been serving, as a daemon does for days.
+static async Task WarmUpAsync(Func<Task> round)
+{
+    for (var i = 0; i < Report.WarmupRounds; i++)
+    {
+        await round();
+        await Task.Delay(Report.WarmupPause);
+    }
+}
 
 // SEQPACKET (issue 12): the socket-pair reference once (this process on all CPUs), then one stream each way per
 // message size and the 64-byte round trips both ways through the daemon (this process on its placement's CPUs).

@@ -128,7 +128,7 @@ internal sealed class Report(BenchOptions options)
         if (Reference.Count == 0 && Throughput.Count == 0)
             return;
         Line();
-        Line($"## Throughput (MB/s = 10^6 bytes/s, {options.CellBytes >> 20} MiB per cell, split over the streams)");
+        Line($"## Throughput (MB/s = 10^6 bytes/s, {options.CellBytes >> 20} MiB per cell, split over the streams; after {WarmupRounds} warm-up rounds of 16 MiB per cell, {WarmupPause.TotalMilliseconds:0} ms apart)");
         Line();
         var placements = Throughput.Keys.Select(k => k.Item1).Distinct().Order().ToList();
         var head = new StringBuilder("| direction | write | streams | reference |");
@@ -194,7 +194,7 @@ internal sealed class Report(BenchOptions options)
         if (Rate.Count == 0)
             return;
         Line();
-        Line($"## Connection set-up (connections per second; {options.RateConnections} connections, {RateConcurrency} at a time, each set up and closed by both ends; after {RateWarmupRounds} warm-up rounds of 500 each way, {RateWarmupPause.TotalMilliseconds:0} ms apart)");
+        Line($"## Connection set-up (connections per second; {options.RateConnections} connections, {RateConcurrency} at a time, each set up and closed by both ends; after {WarmupRounds} warm-up rounds of 500 each way, {WarmupPause.TotalMilliseconds:0} ms apart)");
         Line();
         Line("| who connects | CPUs | per second | daemon CPU | guest driver thread CPU | host threads CPU | driver process CPU | machine CPU (all processes) |");
         Line("|---|---|---:|---:|---:|---:|---:|---:|");
@@ -368,10 +368,10 @@ internal sealed class Report(BenchOptions options)
 
     public const int RateConcurrency = 16;
 
-    /// <summary>Set-up warm-up: rounds of 500 connections each way, each followed by a pause (see Program).</summary>
-    public const int RateWarmupRounds = 3;
+    /// <summary>Warm-up before the throughput and set-up phases: rounds of a little of each, each followed by a pause (Program's WarmUpAsync).</summary>
+    public const int WarmupRounds = 3;
 
-    public static readonly TimeSpan RateWarmupPause = TimeSpan.FromMilliseconds(300);
+    public static readonly TimeSpan WarmupPause = TimeSpan.FromMilliseconds(300);
 
     public static int LatencyWarmup(BenchOptions options) => Math.Max(options.LatencySamples / 10, 100);
 
