@@ -150,13 +150,13 @@ internal sealed class Report(BenchOptions options)
                 {
                     var cell = Throughput.GetValueOrDefault((p, direction, size, streams));
                     var value = cell.BytesPerSecond;
-                    row.Append(CultureInfo.InvariantCulture, $" {Mb(value)} | {Ratio(value, reference)} | {Cores(cell.DaemonCores)} | {Cores(cell.DriverCores)} ({Cores(cell.GuestCores)} + {Cores(cell.HostCores)}) |");
+                    row.Append(CultureInfo.InvariantCulture, $" {Mb(value)} | {Ratio(value, reference)} | {Cores(cell.DaemonCores)}{(double.IsNaN(cell.DaemonIdlePollCores) ? "" : $" ({Cores(cell.DaemonIdlePollCores)})")} | {Cores(cell.DriverCores)} ({Cores(cell.GuestCores)} + {Cores(cell.HostCores)}) |");
                 }
                 Line(row.ToString());
             }
         }
         Line();
-        Line("CPU columns: the daemon process and the driver, in brackets the synthetic guest's driver thread + the host application threads (the rest of the driver's is the runtime's own threads). The daemon's includes its idle polling (up to 50 µs after each burst), so 1.00 does not by itself mean saturated.");
+        Line("CPU columns: the daemon process, in brackets the part of it that was its VM loop polling with nothing to do (the spin of up to 50 µs before it sleeps: not work, so the daemon was busy for the difference); the driver, in brackets the synthetic guest's driver thread + the host application threads (the rest of the driver's is the runtime's own threads).");
         Line("Reference: the same bytes through one connected pair of unix stream sockets per stream, a writer thread and a reader thread that copies every read once more (memcpy into a second buffer).");
     }
 

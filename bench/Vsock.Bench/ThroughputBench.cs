@@ -15,7 +15,9 @@ internal enum Direction
 /// Bytes per second, and the CPU time of the daemon and of the driver per second of the run (1.0 = one core busy); of
 /// the driver's, the synthetic guest's driver thread and the host application threads (0 where not measured).
 /// </summary>
-internal readonly record struct ThroughputResult(double BytesPerSecond, double DaemonCores, double DriverCores, double GuestCores = 0, double HostCores = 0);
+/// <param name="DaemonIdlePollCores">Of the daemon's CPU, its VM loop's polling with nothing to do (the spin before it sleeps): not work.</param>
+internal readonly record struct ThroughputResult(double BytesPerSecond, double DaemonCores, double DriverCores, double GuestCores = 0, double HostCores = 0,
+    double DaemonIdlePollCores = double.NaN);
 
 /// <summary>A run over several streams: all of them together, and each stream's own rate (its bytes over the time it took).</summary>
 internal readonly record struct StreamsResult(ThroughputResult Total, double[] PerStreamBytesPerSecond);
@@ -30,12 +32,15 @@ internal static class ThroughputBench
         var (hosts, guests) = await OpenStreamsAsync(session, session.Vms[0], streams, cts.Token);
         try
         {
-            var trace = Environment.GetEnvironmentVariable("VSOCK_BENCH_COUNTERS") == "1";
-            var before = trace ? await session.Daemon.SnapshotGcAsync() : default;
+            // The daemon's counters before and after (outside the timed part): its loop's idle polling, and with
+            // VSOCK_BENCH_COUNTERS=1 how the rings were worked.
+            var before = await session.Daemon.SnapshotGcAsync();
             var result = (await MoveAsync(session, hosts, guests, direction, writeSize, totalBytes / streams, cts.Token)).Total;
-            if (trace)
-                PrintCounters(direction, writeSize, streams, totalBytes, before, await session.Daemon.SnapshotGcAsync());
-            return result;
+            var after = await session.Daemon.SnapshotGcAsync();
+            if (Environment.GetEnvironmentVariable("VSOCK_BENCH_COUNTERS") == "1")
+                PrintCounters(direction, writeSize, streams, totalBytes, before, after);
+            var seconds = totalBytes / streams * streams / result.BytesPerSecond;
+            return result with { DaemonIdlePollCores = Delta(before, after, "LoopIdlePollMicroseconds") / 1e6 / seconds };
         }
         finally
         {
@@ -81,13 +86,17 @@ internal static class ThroughputBench
     private static void PrintCounters(Direction direction, int writeSize, int streams, long bytes, GcSnapshot before, GcSnapshot after)
     {
         var mib = bytes / (double)(1 << 20);
-        long D(string name) => (after.Counters?.GetValueOrDefault("3." + name) ?? 0) - (before.Counters?.GetValueOrDefault("3." + name) ?? 0);
+        long D(string name) => Delta(before, after, name);
         string Per(string name) => $"{name} {D(name) / mib:0.0}";
         Console.Error.WriteLine(
             $"counters {direction} {writeSize / 1024} KiB x{streams} per MiB: {Per("RxReads")} {Per("RxTurns")} {Per("RxPackets")} {Per("RxNotifications")} " +
             $"{Per("TxTurns")} {Per("TxKicks")} {Per("TxPackets")} {Per("TxNotifications")} {Per("CreditStallsTowardGuest")} {Per("HostSocketFull")} " +
             $"{Per("RxBufferStarvation")}; bytes/read {(D("RxReads") > 0 ? D("RxBytes") / (double)D("RxReads") : 0):0}");
     }
+
+    /// <summary>How much one of the first VM's counters moved between two snapshots.</summary>
+    private static long Delta(GcSnapshot before, GcSnapshot after, string name) =>
+        (after.Counters?.GetValueOrDefault($"{DaemonProcess.FirstCid}.{name}") ?? 0) - (before.Counters?.GetValueOrDefault($"{DaemonProcess.FirstCid}.{name}") ?? 0);
 
     /// <summary>Host-initiated streams (CONNECT/OK) to <paramref name="vm"/>, each accepted by its guest.</summary>
     public static async Task<(Socket[] Hosts, GuestStream[] Guests)> OpenStreamsAsync(Session session, GuestVm vm, int count, CancellationToken cancellationToken)

@@ -65,6 +65,7 @@ internal sealed class RuntimeStatisticsFile : IDisposable
             {
                 foreach (var field in CounterFields)
                     text.Append(CultureInfo.InvariantCulture, $"counter.{cid}.{field.Name} {field.GetValue(counters)}\n");
+                text.Append(CultureInfo.InvariantCulture, $"counter.{cid}.{nameof(counters.LoopIdlePollMicroseconds)} {counters.LoopIdlePollMicroseconds}\n");
             }
             var temporary = _path + ".tmp";
             File.WriteAllText(temporary, text.ToString());

@@ -108,6 +108,7 @@ public sealed class DeviceActor : UntypedActor, IWithTimers, IVsockDeviceEvents
         _loop = EventLoop.Current ?? throw new InvalidOperationException(
             $"the device of guest CID {_settings.GuestCid} must run on a vsock event-loop dispatcher ({VsockDispatchers.ForVm(_settings.GuestCid)}), " +
             $"not on {Context.Props.Dispatcher}");
+        _counters.Loop = _loop;
         _connections = new ConnectionSettings(_settings.GuestCid, _settings.TxBufferSize, _settings.UdsPath, _settings.ForwardCid, _loop)
         {
             CloseTimeout = _settings.CloseTimeout,

@@ -1,3 +1,5 @@
+using Vsock.Device.Threading;
+
 namespace Vsock.Device.Diagnostics;
 
 /// <summary>
@@ -46,4 +48,13 @@ public sealed class DeviceCounters
     public long VmmSessions;
     public long VmmDisconnects;
     public long DeviceStarts;
+
+    /// <summary>
+    /// The VM's event loop, set by the device when it starts (a property, so the statistics file's field list leaves
+    /// it out): its idle polling is the part of the loop thread's CPU time that is not work.
+    /// </summary>
+    public EventLoop? Loop { get; set; }
+
+    /// <summary>Microseconds the VM's loop spent polling with nothing to do (0 before a device started).</summary>
+    public long LoopIdlePollMicroseconds => Loop?.IdlePollMicroseconds ?? 0;
 }

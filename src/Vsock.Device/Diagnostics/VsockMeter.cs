@@ -44,6 +44,7 @@ public static class VsockMeter
         Counter(meter, "vsock.rx.notifications", "{notification}", "Interrupts sent to the guest for its RX ring (call eventfd writes)", c => c.RxNotifications);
         Counter(meter, "vsock.tx.notifications", "{notification}", "Interrupts sent to the guest for its TX ring (call eventfd writes)", c => c.TxNotifications);
         Counter(meter, "vsock.tx.kicks", "{kick}", "TX ring turns started by a guest kick (the others found work by polling the ring)", c => c.TxKicks);
+        Counter(meter, "vsock.loop.idle_poll", "us", "Time the VM's event loop polled with nothing to do before sleeping: the part of its CPU time that is not work", c => c.LoopIdlePollMicroseconds);
         Counter(meter, "vsock.connections.opened", "{connection}", "Streams set up (REQUEST answered by RESPONSE): host, guest or sibling initiated", c => c.StreamsOpened);
         Counter(meter, "vsock.connections.refused", "{connection}", "Connection attempts that ended without a stream (no listener, unreachable CID, no answer, device not ready)", c => c.StreamsRefused);
         Counter(meter, "vsock.connections.reset", "{connection}", "Streams that were up and ended abnormally with an RST to the guest (host socket error, protocol or credit violation, peer gone)", c => c.StreamsReset);

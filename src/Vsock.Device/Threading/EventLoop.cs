@@ -44,6 +44,7 @@ public sealed class EventLoop : IDisposable
     private int _slotCount = 1; // slot 0 is never used, so a token is never 0
     private int _sleeping;
     private int _wakePending;
+    private long _idlePollTicks;
     private volatile bool _stopping;
 
     private sealed class Slot
@@ -68,6 +69,12 @@ public sealed class EventLoop : IDisposable
 
     /// <summary>The loop whose thread is calling, or null on any other thread.</summary>
     public static EventLoop? Current => t_current;
+
+    /// <summary>
+    /// Time the loop has spent polling with nothing to do (its spin before it sleeps), in microseconds since it started:
+    /// the part of its thread's CPU time that is not work. Written by the loop thread, readable from any.
+    /// </summary>
+    public long IdlePollMicroseconds => Volatile.Read(ref _idlePollTicks) * 1_000_000 / Stopwatch.Frequency;
 
     /// <summary>True on this loop's own thread.</summary>
     public bool IsCurrent => t_current == this;
@@ -230,15 +237,22 @@ public sealed class EventLoop : IDisposable
         if (_spinTicks > 0)
         {
             var start = Stopwatch.GetTimestamp();
-            do
+            try
             {
-                var polled = _epoll.Wait(events, 0);
-                if (polled > 0)
-                    return polled;
-                PollHooks();
-                if (!_work.IsEmpty || _stopping)
-                    return 0;
-            } while (Stopwatch.GetTimestamp() - start < _spinTicks);
+                do
+                {
+                    var polled = _epoll.Wait(events, 0);
+                    if (polled > 0)
+                        return polled;
+                    PollHooks();
+                    if (!_work.IsEmpty || _stopping)
+                        return 0;
+                } while (Stopwatch.GetTimestamp() - start < _spinTicks);
+            }
+            finally
+            {
+                Volatile.Write(ref _idlePollTicks, _idlePollTicks + (Stopwatch.GetTimestamp() - start));
+            }
         }
         // The hooks re-arm their notifications now, so nothing that arrives from here on goes unnoticed.
         if (!PrepareHooksToSleep() || !_work.IsEmpty)

@@ -144,4 +144,25 @@ public sealed class EventLoopTests
         loop.Execute(new Action(() => onLoop.SetResult(EventLoop.Current)));
         Assert.Same(loop, onLoop.Task.Wait(Wait) ? onLoop.Task.Result : null);
     }
+
+    [Fact]
+    public void Idle_polling_is_counted_as_the_spin_it_was_and_not_without_a_spin()
+    {
+        // Each item sends the loop into its spin once it ran: 20 items 10 ms apart are 20 full spins of 2 ms (at least
+        // half of them on a loaded machine, where the loop may run two items in one turn), never more than the wall time.
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var spinning = new EventLoop("test-loop", spin: TimeSpan.FromMilliseconds(2));
+        using var blocking = new EventLoop("test-loop");
+        using var ran = new CountdownEvent(40);
+        for (var i = 0; i < 20; i++)
+        {
+            spinning.Execute(new Action(() => ran.Signal()));
+            blocking.Execute(new Action(() => ran.Signal()));
+            Thread.Sleep(10);
+        }
+        Assert.True(ran.Wait(Wait));
+        Thread.Sleep(10);
+        Assert.InRange(spinning.IdlePollMicroseconds, 10 * 2000, (long)started.Elapsed.TotalMicroseconds);
+        Assert.Equal(0, blocking.IdlePollMicroseconds);
+    }
 }

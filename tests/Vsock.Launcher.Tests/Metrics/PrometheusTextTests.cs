@@ -136,7 +136,7 @@ public sealed class PrometheusTextTests : IDisposable
             "vsock_connections_reset_total 111", "vsock_credit_stalls_guest_total 112", "vsock_credit_stalls_host_total 113",
             "vsock_rx_buffer_starvation_total 114", "vsock_sibling_packets_sent_total 115", "vsock_sibling_packets_received_total 116",
             "vsock_vmm_sessions_total 117", "vsock_vmm_disconnects_total 118", "vsock_device_restarts_total 2",
-            "vsock_rx_turns_total 119", "vsock_rx_reads_total 120",
+            "vsock_rx_turns_total 119", "vsock_rx_reads_total 120", "vsock_loop_idle_poll_microseconds_total 0",
         ];
         string[] series = text.Split('\n').Where(l => l.Contains($"{{guest_cid=\"{cid}\"}}", StringComparison.Ordinal))
             .Select(l => l.Replace($"{{guest_cid=\"{cid}\"}}", string.Empty, StringComparison.Ordinal)).ToArray();
