@@ -78,10 +78,12 @@ public sealed class DaemonProcess : IAsyncDisposable
     /// <summary>
     /// Starts <paramref name="command"/> with <paramref name="arguments"/> (exactly as a user would type them after
     /// <c>vhost-device-vsock</c>) and waits for every path in <paramref name="sockets"/> to exist.
-    /// <paramref name="alsoRemove"/> lists further files to delete on dispose (the UDS paths).
+    /// <paramref name="alsoRemove"/> lists further files to delete on dispose (the UDS paths); <paramref name="environment"/>
+    /// sets variables for the daemon on top of this process's own.
     /// </summary>
     public static async Task<DaemonProcess> StartAsync(DaemonCommand command,
-        IReadOnlyList<string> arguments, IReadOnlyList<string> sockets, IReadOnlyList<string>? alsoRemove = null, TimeSpan? timeout = null)
+        IReadOnlyList<string> arguments, IReadOnlyList<string> sockets, IReadOnlyList<string>? alsoRemove = null, TimeSpan? timeout = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo(command.FileName)
         {
@@ -92,6 +94,8 @@ public sealed class DaemonProcess : IAsyncDisposable
         };
         foreach (var arg in command.PrefixArguments.Concat(arguments))
             psi.ArgumentList.Add(arg);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            psi.Environment[name] = value;
         var commandLine = "vhost-device-vsock " + string.Join(' ', arguments);
         var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {command.FileName}");
         var daemon = new DaemonProcess(process, commandLine, sockets, [.. sockets, .. alsoRemove ?? []]);
