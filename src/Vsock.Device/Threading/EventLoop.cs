@@ -74,7 +74,11 @@ public sealed class EventLoop : IDisposable
     /// Time the loop has spent polling with nothing to do (its spin before it sleeps), in microseconds since it started:
     /// the part of its thread's CPU time that is not work. Written by the loop thread, readable from any.
     /// </summary>
-    public long IdlePollMicroseconds => Volatile.Read(ref _idlePollTicks) * 1_000_000 / Stopwatch.Frequency;
+    public long IdlePollMicroseconds => TicksToMicroseconds(Volatile.Read(ref _idlePollTicks));
+
+    /// <summary>Exact and without overflow for any tick count (ticks * 10^6 would overflow after ~2.5 h of ns ticks).</summary>
+    internal static long TicksToMicroseconds(long ticks) =>
+        ticks / Stopwatch.Frequency * 1_000_000 + ticks % Stopwatch.Frequency * 1_000_000 / Stopwatch.Frequency;
 
     /// <summary>True on this loop's own thread.</summary>
     public bool IsCurrent => t_current == this;

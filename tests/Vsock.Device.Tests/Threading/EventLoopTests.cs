@@ -165,4 +165,13 @@ public sealed class EventLoopTests
         Assert.InRange(spinning.IdlePollMicroseconds, 10 * 2000, (long)started.Elapsed.TotalMicroseconds);
         Assert.Equal(0, blocking.IdlePollMicroseconds);
     }
+
+    [Fact]
+    public void Idle_polling_time_converts_exactly_for_a_daemon_that_ran_for_years()
+    {
+        var f = System.Diagnostics.Stopwatch.Frequency;
+        Assert.Equal(1_500_000, EventLoop.TicksToMicroseconds(f * 3 / 2));
+        var tenYears = 10L * 365 * 24 * 3600;
+        Assert.Equal(tenYears * 1_000_000 + 250_000, EventLoop.TicksToMicroseconds(tenYears * f + f / 4));
+    }
 }
