@@ -67,9 +67,11 @@ public struct CreditState
     public void OnAdvertised() => LastAdvertisedFwdCnt = FwdCnt;
 
     /// <summary>
-    /// True when the peer's view of our free space has fallen under a quarter of the buffer while we have freed
-    /// space it does not know about (the reference's rule). Half was measured: twice the CREDIT_UPDATE packets
-    /// and guest notifications, and no faster (docs/BENCHMARKS.md).
+    /// True when the peer's view of our free space is down to a quarter of the buffer while we have freed space it
+    /// does not know about (the reference's rule, but at a quarter, not under it: a guest writing 64 KiB packets
+    /// into a 256 KiB buffer would otherwise hear of freed space only after its fourth packet, with nothing left to
+    /// send meanwhile). Half was measured: twice the CREDIT_UPDATE packets and guest notifications, and no faster
+    /// (docs/BENCHMARKS.md).
     /// </summary>
     public readonly bool ShouldSendCreditUpdate
     {
@@ -79,7 +81,7 @@ public struct CreditState
                 return false;
             var peerViewInFlight = unchecked(RecvCnt - LastAdvertisedFwdCnt);
             var peerViewFree = peerViewInFlight >= BufAlloc ? 0 : BufAlloc - peerViewInFlight;
-            return peerViewFree < BufAlloc / 4;
+            return peerViewFree <= BufAlloc / 4;
         }
     }
 }

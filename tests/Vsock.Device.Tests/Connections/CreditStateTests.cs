@@ -71,7 +71,7 @@ public class CreditStateTests
     }
 
     [Fact]
-    public void Credit_update_is_due_when_the_guest_view_of_free_space_is_below_a_quarter()
+    public void Credit_update_is_due_when_the_guest_view_of_free_space_is_down_to_a_quarter()
     {
         var c = new CreditState(65536);
         Assert.False(c.ShouldSendCreditUpdate);
@@ -83,6 +83,23 @@ public class CreditStateTests
         Assert.True(c.ShouldSendCreditUpdate); // guest sees 15536 free, we have 65536
         c.OnAdvertised();
         Assert.False(c.ShouldSendCreditUpdate);
+    }
+
+    [Fact]
+    public void Credit_update_is_due_when_the_guest_has_a_quarter_left_exactly()
+    {
+        // 64 KiB packets into a 256 KiB buffer: after three the guest sees exactly a quarter free. The update must
+        // go now, while it sends the fourth; waiting for "below a quarter" let the guest run dry every window.
+        var c = new CreditState(262144);
+        for (var i = 0; i < 2; i++)
+        {
+            c.OnReceived(65536);
+            c.OnConsumed(65536);
+        }
+        Assert.False(c.ShouldSendCreditUpdate); // the guest sees half free
+        c.OnReceived(65536);
+        c.OnConsumed(65536);
+        Assert.True(c.ShouldSendCreditUpdate);
     }
 
     [Fact]
