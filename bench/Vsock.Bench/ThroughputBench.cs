@@ -19,8 +19,8 @@ internal enum Direction
 internal readonly record struct ThroughputResult(double BytesPerSecond, double DaemonCores, double DriverCores, double GuestCores = 0, double HostCores = 0,
     double DaemonIdlePollCores = double.NaN);
 
-/// <summary>A run over several streams: all of them together, and each stream's own rate (its bytes over the time it took).</summary>
-internal readonly record struct StreamsResult(ThroughputResult Total, double[] PerStreamBytesPerSecond);
+/// <summary>A run over several streams: all of them together, each stream's own rate (its bytes over the time it took), and how long it took.</summary>
+internal readonly record struct StreamsResult(ThroughputResult Total, double[] PerStreamBytesPerSecond, double Seconds);
 
 /// <summary>Bulk transfer through the daemon: host application ↔ daemon ↔ guest rings, N parallel streams.</summary>
 internal static class ThroughputBench
@@ -35,12 +35,11 @@ internal static class ThroughputBench
             // The daemon's counters before and after (outside the timed part): its loop's idle polling, and with
             // VSOCK_BENCH_COUNTERS=1 how the rings were worked.
             var before = await session.Daemon.SnapshotGcAsync();
-            var result = (await MoveAsync(session, hosts, guests, direction, writeSize, totalBytes / streams, cts.Token)).Total;
+            var moved = await MoveAsync(session, hosts, guests, direction, writeSize, totalBytes / streams, cts.Token);
             var after = await session.Daemon.SnapshotGcAsync();
             if (Environment.GetEnvironmentVariable("VSOCK_BENCH_COUNTERS") == "1")
                 PrintCounters(direction, writeSize, streams, totalBytes, before, after);
-            var seconds = totalBytes / streams * streams / result.BytesPerSecond;
-            return result with { DaemonIdlePollCores = Delta(before, after, "LoopIdlePollMicroseconds") / 1e6 / seconds };
+            return moved.Total with { DaemonIdlePollCores = Delta(before, after, "LoopIdlePollMicroseconds") / 1e6 / moved.Seconds };
         }
         finally
         {
@@ -70,7 +69,8 @@ internal static class ThroughputBench
         var cpu = meter.Stop();
         return new StreamsResult(
             new ThroughputResult(perStream * hosts.Length / cpu.Seconds, cpu.Daemon, cpu.Driver, cpu.GuestDriver, cpu.HostApps),
-            [.. seconds.Select(s => perStream / s)]);
+            [.. seconds.Select(s => perStream / s)],
+            cpu.Seconds);
 
         async Task<double> Timed(Task a, Task b)
         {
