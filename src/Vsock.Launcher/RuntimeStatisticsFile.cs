@@ -20,7 +20,16 @@ internal sealed class RuntimeStatisticsFile : IDisposable
     /// <summary>Linux's SIGUSR1; .NET accepts raw signal numbers cast to <see cref="PosixSignal"/>.</summary>
     private const PosixSignal SigUsr1 = (PosixSignal)10;
 
-    private static readonly FieldInfo[] CounterFields = typeof(DeviceCounters).GetFields(BindingFlags.Public | BindingFlags.Instance);
+    /// <summary>Every <c>long</c> a VM's <see cref="DeviceCounters"/> exposes: its counter fields, then the figures it derives.</summary>
+    private static readonly (string Name, Func<DeviceCounters, object?> Read)[] Counters =
+    [
+        .. typeof(DeviceCounters).GetFields(BindingFlags.Public | BindingFlags.Instance)
+            .Where(f => f.FieldType == typeof(long))
+            .Select(f => (f.Name, (Func<DeviceCounters, object?>)f.GetValue)),
+        .. typeof(DeviceCounters).GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.PropertyType == typeof(long))
+            .Select(p => (p.Name, (Func<DeviceCounters, object?>)p.GetValue)),
+    ];
 
     private readonly object _sync = new();
     private readonly string _path;
@@ -63,9 +72,8 @@ internal sealed class RuntimeStatisticsFile : IDisposable
             // Every VM's data-path counters, as counter.<cid>.<name>: what the benchmark prints per cell.
             foreach (var (cid, counters) in VsockMeter.Registered)
             {
-                foreach (var field in CounterFields)
-                    text.Append(CultureInfo.InvariantCulture, $"counter.{cid}.{field.Name} {field.GetValue(counters)}\n");
-                text.Append(CultureInfo.InvariantCulture, $"counter.{cid}.{nameof(counters.LoopIdlePollMicroseconds)} {counters.LoopIdlePollMicroseconds}\n");
+                foreach (var (name, read) in Counters)
+                    text.Append(CultureInfo.InvariantCulture, $"counter.{cid}.{name} {read(counters)}\n");
             }
             var temporary = _path + ".tmp";
             File.WriteAllText(temporary, text.ToString());

@@ -50,8 +50,8 @@ public sealed class DeviceCounters
     public long DeviceStarts;
 
     /// <summary>
-    /// The VM's event loop, set by the device when it starts (a property, so the statistics file's field list leaves
-    /// it out): its idle polling is the part of the loop thread's CPU time that is not work.
+    /// The VM's event loop, set by the device when it starts (not a count, so the statistics file, which writes every
+    /// <c>long</c> here, leaves it out): its idle polling is the part of the loop thread's CPU time that is not work.
     /// </summary>
     public EventLoop? Loop { get; set; }
 
