@@ -4,7 +4,9 @@ namespace Vsock.Testing.Packets;
 
 /// <summary>
 /// <c>struct virtio_vsock_hdr</c> (virtio spec 5.10.6): 44 bytes, packed, little-endian.
-/// A plain value the tests can build with any field values, including invalid ones.
+/// A plain value the tests can build with any field values, including invalid ones. Written from the spec apart
+/// from the daemon's <c>Vsock.Device.Packets.VsockHeader</c> on purpose: the synthetic guest is the other end the
+/// daemon is tested against, so a mistake in the daemon's codec must not be shared by the guest's.
 /// </summary>
 public record struct VsockHeader(
     ulong SrcCid,
